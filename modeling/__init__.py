@@ -1,0 +1,25 @@
+"""The MultiTaskBert model: config, model and pipeline, registered with the transformers Auto classes."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_multitask_bert import MultiTaskBertConfig
+from .modeling_multitask_bert import (
+    MultiTaskBertModel,
+    MultiTaskBertOutput,
+    MultiTaskBertPreTrainedModel,
+    default_backbone_path,
+)
+
+AutoConfig.register(MultiTaskBertConfig.model_type, MultiTaskBertConfig, exist_ok=True)
+AutoModel.register(MultiTaskBertConfig, MultiTaskBertModel, exist_ok=True)
+# `save_pretrained` then writes `auto_map` and copies the modeling files, so the model loads as remote code.
+MultiTaskBertConfig.register_for_auto_class()
+MultiTaskBertModel.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "MultiTaskBertConfig",
+    "MultiTaskBertModel",
+    "MultiTaskBertOutput",
+    "MultiTaskBertPreTrainedModel",
+    "default_backbone_path",
+]

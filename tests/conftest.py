@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny random encoders built here (no network), the packaged tokenizer, subprocess helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig
+
+from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+INTENTS = ["set_alarm", "set_timer", "cancel_event"]
+NER_TAGS = ["O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON"]
+
+
+def tiny_encoder_config(**overrides) -> BertConfig:
+    """A 2-layer, 32-dim BERT sharing the packaged backbone's vocabulary (so its tokenizer fits)."""
+    settings = dict(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    settings.update(overrides)
+    return BertConfig(**settings)
+
+
+def tiny_model(seed: int = 0, **config_overrides) -> MultiTaskBertModel:
+    torch.manual_seed(seed)
+    settings = dict(
+        encoder=tiny_encoder_config(),
+        tasks={
+            "intent": {"level": "sentence", "labels": INTENTS},
+            "ner": {"level": "token", "labels": NER_TAGS},
+        },
+    )
+    settings.update(config_overrides)
+    return MultiTaskBertModel(MultiTaskBertConfig(**settings)).eval()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(default_backbone_path())
+
+
+def run_without_project(code: str, tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh process where `import multitask_bert` fails, offline, with its own module cache."""
+    script = tmp_path / "without_project.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['multitask_bert'] = None  # any import of this project now raises ImportError\n"
+        + textwrap.dedent(code)
+    )
+    full_env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "hf_modules"),
+        **(env or {}),
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=600
+    )
+    assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
+    return result

@@ -1,0 +1,175 @@
+"""The model itself: outputs, pooling and masking, losses, CRF, config round trips and bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
+from transformers import AutoConfig, AutoModel, DistilBertConfig
+
+from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
+from multitask_bert.modeling.modeling_multitask_bert import ConditionalRandomField
+
+
+def encode(tokenizer, texts):
+    return tokenizer(texts, padding=True, return_tensors="pt")
+
+
+def test_output_shapes_and_joint_loss(tokenizer):
+    model = tiny_model()
+    batch = encode(tokenizer, ["wake me at 7", "cancel my meeting with Anna tomorrow"])
+    ner_labels = torch.zeros_like(batch["input_ids"])
+    ner_labels[:, 0] = -100
+    output = model(**batch, intent_labels=torch.tensor([0, 2]), ner_labels=ner_labels)
+    assert output.logits["intent"].shape == (2, len(INTENTS))
+    assert output.logits["ner"].shape == (*batch["input_ids"].shape, len(NER_TAGS))
+    assert output.sentence_embedding.shape == (2, 32)
+    assert torch.allclose(output.sentence_embedding.norm(dim=-1), torch.ones(2), atol=1e-6)
+    assert set(output.losses) == {"intent", "ner"}
+    assert torch.isclose(output.loss, output.losses["intent"] + output.losses["ner"])
+
+
+def test_only_one_task_labelled_gives_only_that_loss(tokenizer):
+    model = tiny_model(task_weights={"intent": 0.5})
+    batch = encode(tokenizer, ["set a timer"])
+    output = model(**batch, intent_labels=torch.tensor([1]))
+    assert set(output.losses) == {"intent"}
+    assert torch.isclose(output.loss, 0.5 * output.losses["intent"])
+    all_ignored = torch.full_like(batch["input_ids"], -100)
+    output = model(**batch, ner_labels=all_ignored)
+    assert output.loss.item() == 0.0
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
+def test_padding_never_changes_embedding_or_intent(tokenizer, pooling):
+    model = tiny_model(pooling=pooling)
+    alone = model(**encode(tokenizer, ["remind me"]))
+    padded = model(**encode(tokenizer, ["remind me", "schedule a very long meeting with the whole team on friday"]))
+    assert torch.allclose(alone.sentence_embedding[0], padded.sentence_embedding[0], atol=1e-5)
+    assert torch.allclose(alone.logits["intent"][0], padded.logits["intent"][0], atol=1e-5)
+
+
+def test_mean_pooling_is_masked_average(tokenizer):
+    model = tiny_model(normalize_embeddings=False)
+    batch = encode(tokenizer, ["one", "one two three four"])
+    output = model(**batch, output_hidden_states=True)
+    states, mask = output.hidden_states[-1], batch["attention_mask"].unsqueeze(-1).float()
+    expected = (states * mask).sum(1) / mask.sum(1)
+    assert torch.allclose(output.sentence_embedding, expected, atol=1e-6)
+
+
+def test_third_head_round_trips_through_save_and_load(tmp_path, tokenizer):
+    tasks = {
+        "intent": {"level": "sentence", "labels": INTENTS},
+        "ner": {"level": "token", "labels": NER_TAGS},
+        "sentiment": {"level": "sentence", "labels": ["negative", "neutral", "positive"]},
+    }
+    model = tiny_model(tasks=tasks, use_crf=True, pooling="max")
+    model.save_pretrained(tmp_path)
+    loaded = MultiTaskBertModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.tasks == tasks
+    assert loaded.config.pooling == "max" and loaded.config.use_crf
+    assert loaded.config.task_labels("sentiment") == ["negative", "neutral", "positive"]
+    batch = encode(tokenizer, ["I love this alarm"])
+    before, after = model(**batch), loaded(**batch)
+    for task in tasks:
+        assert torch.allclose(before.logits[task], after.logits[task], atol=1e-6)
+    output = loaded(**batch, sentiment_labels=torch.tensor([2]))
+    assert set(output.losses) == {"sentiment"}
+
+
+def test_other_encoder_family_works():
+    encoder = DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32)
+    model = MultiTaskBertModel(MultiTaskBertConfig(encoder=encoder)).eval()
+    output = model(input_ids=torch.tensor([[1, 5, 7, 2]]), token_type_ids=torch.zeros(1, 4, dtype=torch.long))
+    assert output.sentence_embedding.shape == (1, 16)
+
+
+def test_auto_classes_know_the_model(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), MultiTaskBertConfig)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), MultiTaskBertModel)
+
+
+def brute_force_paths(crf: ConditionalRandomField, emissions: torch.Tensor):
+    """Score of every tag path over a 1 x T x K lattice."""
+    num_steps, num_tags = emissions.shape[1:]
+    scores = {}
+    for path in itertools.product(range(num_tags), repeat=num_steps):
+        score = crf.start_transitions[path[0]] + crf.end_transitions[path[-1]]
+        score = score + sum(emissions[0, step, tag] for step, tag in enumerate(path))
+        score = score + sum(crf.transitions[a, b] for a, b in zip(path, path[1:], strict=False))
+        scores[path] = score
+    return scores
+
+
+def test_crf_viterbi_and_likelihood_match_brute_force():
+    torch.manual_seed(3)
+    crf = ConditionalRandomField(3)
+    for parameter in crf.parameters():
+        torch.nn.init.normal_(parameter)
+    emissions = torch.randn(1, 4, 3)
+    scores = brute_force_paths(crf, emissions)
+    best_path = max(scores, key=lambda path: scores[path])
+    decoded = crf.decode(emissions, torch.ones(1, 4, dtype=torch.bool))
+    assert tuple(decoded[0].tolist()) == best_path
+
+    gold = (0, 2, 1, 1)
+    expected_nll = torch.logsumexp(torch.stack(list(scores.values())), 0) - scores[gold]
+    nll = crf.neg_log_likelihood(emissions, torch.tensor([gold]), torch.ones(1, 4, dtype=torch.bool))
+    assert torch.isclose(nll, expected_nll, atol=1e-5)
+
+
+def test_crf_uses_only_masked_positions():
+    """First-sub-token masks have holes: the CRF must skip them, not score them."""
+    torch.manual_seed(4)
+    crf = ConditionalRandomField(3)
+    for parameter in crf.parameters():
+        torch.nn.init.normal_(parameter)
+    emissions = torch.randn(1, 6, 3)
+    mask = torch.tensor([[False, True, False, True, True, False]])
+    selected = emissions[:, mask[0]]
+    scores = brute_force_paths(crf, selected)
+    best_path = max(scores, key=lambda path: scores[path])
+    decoded = crf.decode(emissions, mask)[0]
+    assert tuple(decoded[mask[0]].tolist()) == best_path
+    assert (decoded[~mask[0]] == -100).all()
+
+
+def test_crf_model_trains_and_decodes(tokenizer):
+    model = tiny_model(use_crf=True).train()
+    batch = encode(tokenizer, ["wake me at 7 am"])
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[0, 1:-1] = 0
+    output = model(**batch, ner_labels=labels)
+    output.loss.backward()
+    assert model.crfs["ner"].transitions.grad is not None
+    tags = model.decode_tags("ner", output.logits["ner"], labels != -100)
+    assert ((tags == -100) == (labels == -100)).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"pooling": "avg"}, "Unknown pooling 'avg'"),
+        ({"tasks": {"intent": {"level": "sentence", "labels": []}}}, "empty label list"),
+        ({"tasks": {"ner": {"level": "token", "labels": ["O", "B-X", "O"]}}}, "more than once: ['O']"),
+        ({"tasks": {"ner": {"level": "word", "labels": ["O"]}}}, "level 'word'"),
+        ({"tasks": {}}, "at least one task"),
+        ({"task_weights": {"sentiment": 2.0}}, "do not exist: ['sentiment']"),
+    ],
+)
+def test_bad_config_raises_value_error_naming_the_problem(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        MultiTaskBertConfig(encoder=tiny_encoder_config(), **overrides)
+
+
+def test_labels_for_missing_head_raise_value_error(tokenizer):
+    model = tiny_model()
+    batch = encode(tokenizer, ["hello"])
+    with pytest.raises(ValueError, match="sentiment_labels"):
+        model(**batch, sentiment_labels=torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"intent_labels holds ids outside \[0, 3\)"):
+        model(**batch, intent_labels=torch.tensor([7]))

@@ -1,0 +1,1 @@
+"""Training multi-task models: data loading, the joint Trainer, metrics and the command line."""
