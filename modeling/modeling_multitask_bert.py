@@ -172,9 +172,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             if config.use_crf
             else {}
         )
-        self.log_task_variances = (
-            nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
-        )
+        self.log_task_variances = nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
         self.post_init()
 
     @torch.no_grad()

@@ -23,7 +23,11 @@ NER_TAGS = ["O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON"]
 def tiny_encoder_config(**overrides) -> BertConfig:
     """A 2-layer, 32-dim BERT sharing the packaged backbone's vocabulary (so its tokenizer fits)."""
     settings = dict(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
         max_position_embeddings=128,
     )
     settings.update(overrides)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import run_without_project, tiny_model
 from safetensors.torch import save_file
+
+from conftest import run_without_project, tiny_model
 
 
 def test_saved_model_loads_and_matches_without_project(tmp_path, tokenizer):
