@@ -1,10 +1,14 @@
-"""The `multitask-bert` command line."""
+"""The `multitask-bert` command line: one subcommand per job, each parsed by its own module."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from importlib.metadata import version
+
+# name -> ("module:function", help). Each function takes the remaining argv and returns an exit code.
+COMMANDS: dict[str, tuple[str, str]] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,17 +17,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and use one encoder for sentence embeddings, intents and entities.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('multitask-bert')}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv)
         parser.print_help()
         return 0
-    return 0
+    target, _ = COMMANDS[argv[0]]
+    module_name, function_name = target.split(":")
+    command = getattr(importlib.import_module(module_name), function_name)
+    return command(argv[1:]) or 0
 
 
 if __name__ == "__main__":
