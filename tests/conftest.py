@@ -52,14 +52,13 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(default_backbone_path())
 
 
-def run_without_project(code: str, tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run Python code in a fresh process where `import multitask_bert` fails, offline, with its own module cache."""
+def run_without_project(
+    code: str, tmp_path: Path, env: dict | None = None, block_project: bool = True
+) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh offline process with its own module cache, where `import multitask_bert` fails."""
     script = tmp_path / "without_project.py"
-    script.write_text(
-        "import sys\n"
-        "sys.modules['multitask_bert'] = None  # any import of this project now raises ImportError\n"
-        + textwrap.dedent(code)
-    )
+    blocker = "import sys\nsys.modules['multitask_bert'] = None  # importing this project now fails\n"
+    script.write_text((blocker if block_project else "") + textwrap.dedent(code))
     full_env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
