@@ -8,7 +8,10 @@ import sys
 from importlib.metadata import version
 
 # name -> ("module:function", help). Each function takes the remaining argv and returns an exit code.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "card": ("multitask_bert.hub_card.model_card:main", "write the model card of a saved model folder"),
+    "push": ("multitask_bert.hub_card.push:main", "upload a saved model folder to the Hugging Face Hub"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,415 @@
+"""Model cards for multi-task models: Hub metadata with eval results, and a body written from a training run.
+
+`write_model_card(model_dir, ...)` after training writes README.md, the loss curve and `model_card_inputs.json`
+(what it was given, so `multitask-bert card MODEL_DIR` can write the card again from the folder alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.repocard_data import model_index_to_eval_results
+from matplotlib.figure import Figure
+from seqeval.metrics.sequence_labeling import get_entities
+from transformers.modelcard import make_markdown_table, parse_log_history
+from transformers.pipelines import SUPPORTED_TASKS
+
+from multitask_bert.modeling import MultiTaskBertConfig, default_backbone_path
+
+TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
+CARD_FILE = "README.md"
+CARD_INPUTS_FILE = "model_card_inputs.json"
+LOSS_PLOT_FILE = "training_loss.png"
+TRAINER_STATE_FILE = "trainer_state.json"
+PACKAGED_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# One pipeline tag per repo on the Hub. The joint pipeline returns entity spans (plus the intent) for one input
+# text, which is what the token-classification widget and search filter stand for (slot-filling / NER models are
+# listed there); the other abilities go into `tags`.
+PIPELINE_TAG = "token-classification"
+TAGS = [
+    "multitask",
+    "token-classification",
+    "text-classification",
+    "sentence-similarity",
+    "intent-classification",
+    "slot-filling",
+    "custom_code",
+]
+DEFAULT_EXAMPLES = ["remind me to call Anna at 5pm tomorrow", "wake me up at 7 am on monday"]
+NOT_A_CLASS = ("UNK", "PAD")  # placeholder outputs of a head, never listed as real classes
+BIO_PREFIXES = ("B", "I", "E", "S", "L", "U")
+
+# Metric key (as training/metrics/multitask_metrics names them) -> (task type, task name, metric type, metric name)
+# in the model-index. Per-entity-type scores, `entity_<TYPE>_f1` etc., go into the card body only.
+METRICS = {
+    "intent_accuracy": ("text-classification", "Intent classification", "accuracy", "Intent accuracy"),
+    "entity_precision": ("token-classification", "Entity recognition", "precision", "Entity precision"),
+    "entity_recall": ("token-classification", "Entity recognition", "recall", "Entity recall"),
+    "entity_f1": ("token-classification", "Entity recognition", "f1", "Entity F1"),
+    "sentence_accuracy": (
+        "token-classification",
+        "Entity recognition",
+        "accuracy",
+        "Sentence accuracy (intent and all entities right)",
+    ),
+}
+PER_TYPE_METRIC = re.compile(r"entity_.+_(precision|recall|f1|support)")
+FRAMEWORKS = [
+    "multitask-bert",
+    "transformers",
+    "torch",
+    "tokenizers",
+    "datasets",
+    "huggingface_hub",
+    "sentence-transformers",
+]
+
+
+def count_labels(labels: Iterable[str]) -> dict[str, int]:
+    """Examples per label of a sentence-level task, for `dataset_summary`."""
+    return dict(Counter(labels).most_common())
+
+
+def count_entities(tag_sequences: Iterable[Sequence[str]]) -> dict[str, int]:
+    """Entity mentions per type in BIO-tagged sequences (seqeval's chunking), for `dataset_summary`."""
+    return dict(Counter(kind for tags in tag_sequences for kind, _, _ in get_entities(list(tags))).most_common())
+
+
+def hub_base_model(name_or_path: str | None) -> str | None:
+    """The Hub id of a backbone: the packaged default maps to its Hub id, other local folders to None."""
+    if name_or_path is None or Path(name_or_path).resolve() == Path(default_backbone_path()).resolve():
+        return PACKAGED_BASE_MODEL
+    return None if Path(name_or_path).exists() else str(name_or_path)
+
+
+def build_model_card(
+    model_dir: str | Path,
+    *,
+    eval_results: dict[str, dict[str, float]] | None = None,
+    log_history: list[dict] | None = None,
+    dataset_name: str | None = None,
+    dataset_id: str | None = None,
+    dataset_summary: dict[str, dict] | None = None,
+    synthetic_data: bool = False,
+    hyperparameters: dict[str, Any] | None = None,
+    base_model: str | None = None,
+    language: str = "en",
+    license: str = "apache-2.0",
+    repo_id: str | None = None,
+    widget_examples: list[str] | None = None,
+) -> ModelCard:
+    """
+    The model card of a saved model folder (config.json must be there; the loss plot is linked if present).
+
+    Args:
+        eval_results: `{split: metrics}`; metrics as `Trainer.evaluate` returns them (`eval_`/`<split>_` prefixes
+            are dropped): `intent_accuracy`, `entity_precision`, `entity_recall`, `entity_f1`, `sentence_accuracy`,
+            `entity_<TYPE>_f1` per entity type, all in [0, 1]; other keys (loss, runtime) are ignored.
+        log_history: `trainer.state.log_history` (or `log_history` of trainer_state.json).
+        dataset_name: readable name of the training data; `dataset_id`: its Hub id, if it has one.
+        dataset_summary: `{split: {"examples": n, <task>: {label or entity type: count}}}`, counts from
+            `count_labels` (sentence tasks) and `count_entities` (token tasks).
+        synthetic_data: trained on the embedded synthetic default data (said in the card).
+        hyperparameters: `{name: value}`, e.g. `transformers.modelcard.extract_hyperparameters_from_trainer(trainer)`.
+        base_model: Hub id of the backbone (see `hub_base_model`).
+        repo_id: Hub repo the card is for; usage snippets load it (else the folder path).
+        widget_examples: example inputs for the Hub widget and the snippets.
+    """
+    model_dir = Path(model_dir)
+    config = _load_config(model_dir)
+    eval_results = {split: _split_metrics(split, metrics) for split, metrics in (eval_results or {}).items()}
+    dataset_summary = dataset_summary or {}
+    _check_dataset_summary(dataset_summary, config)
+    examples = list(widget_examples or DEFAULT_EXAMPLES)
+    model_name = (repo_id or model_dir.resolve().name).split("/")[-1]
+
+    card_data = ModelCardData(
+        language=language,
+        license=license,
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAG,
+        tags=TAGS,
+        base_model=base_model,
+        datasets=[dataset_id] if dataset_id else None,
+        metrics=sorted({METRICS[key][2] for metrics in eval_results.values() for key in metrics if key in METRICS})
+        or None,
+        model_name=model_name,
+        eval_results=_eval_results(eval_results, dataset_name or dataset_id or "unnamed data", dataset_id) or None,
+        widget=[{"text": example} for example in examples],
+    )
+    tasks = [_task_view(name, config, dataset_summary) for name in config.tasks]
+    _, training_lines, _ = parse_log_history(log_history or [])
+    entity_types = [entity for task in tasks if task["level"] == "token" for entity in task["classes"]]
+    entity_type_splits = [
+        split for split, metrics in eval_results.items() if any(PER_TYPE_METRIC.fullmatch(key) for key in metrics)
+    ]
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE_PATH),
+        model_name=model_name,
+        model_id=repo_id or str(model_dir),
+        example=examples[0],
+        second_example=examples[1] if len(examples) > 1 else DEFAULT_EXAMPLES[1],
+        hidden_size=config.encoder.hidden_size,
+        num_layers=config.encoder.num_hidden_layers,
+        max_positions=config.encoder.max_position_embeddings,
+        encoder_type=type(config.encoder).__name__.removesuffix("Config"),
+        pooling=config.pooling,
+        normalize=config.normalize_embeddings,
+        use_crf=config.use_crf,
+        tasks=tasks,
+        sentence_tasks=[task for task in tasks if task["level"] == "sentence"],
+        token_tasks=[task for task in tasks if task["level"] == "token"],
+        pipeline_task=next(iter(getattr(config, "custom_pipelines", None) or {}), None),
+        dataset_name=dataset_name,
+        dataset_id=dataset_id,
+        synthetic_data=synthetic_data,
+        split_sizes=[
+            (split, summary["examples"]) for split, summary in dataset_summary.items() if "examples" in summary
+        ],
+        hyperparameters=hyperparameters or {},
+        training_results=make_markdown_table(training_lines),
+        loss_plot=LOSS_PLOT_FILE if (model_dir / LOSS_PLOT_FILE).is_file() else None,
+        eval_rows=[
+            {"split": split, **{key: _format(metrics.get(key)) for key in METRICS}}
+            for split, metrics in eval_results.items()
+        ],
+        entity_type_splits=entity_type_splits,
+        entity_type_rows=[
+            {
+                "label": entity,
+                "scores": [_format(eval_results[split].get(f"entity_{entity}_f1")) for split in entity_type_splits],
+            }
+            for entity in entity_types
+        ]
+        if entity_type_splits
+        else [],
+        framework_versions=_framework_versions(),
+        year=datetime.date.today().year,
+    )
+
+
+def validate_model_card(card: ModelCard) -> None:
+    """
+    Offline stand-in for `ModelCard.validate` (which asks the Hub): raise a `ValueError` naming the first problem.
+
+    Re-parses the text as the Hub does (YAML block, `ModelCardData`, model-index -> eval results round trip) and
+    checks the fields the Hub would reject or ignore.
+    """
+    reparsed = ModelCard(str(card))  # raises ValueError on a non-mapping block or a malformed model-index
+    metadata = reparsed.data.to_dict()
+    problems = []
+    if metadata.get("pipeline_tag") not in SUPPORTED_TASKS:
+        problems.append(f"pipeline_tag {metadata.get('pipeline_tag')!r} is not a transformers pipeline task")
+    for language in _as_list(metadata.get("language")):
+        if not re.fullmatch(r"[a-z]{2,3}|multilingual|code", str(language)):
+            problems.append(f"language {language!r} is not an ISO 639 code")
+    for key in ("base_model", "datasets"):
+        for hub_id in _as_list(metadata.get(key)):
+            if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", str(hub_id)):
+                problems.append(f"{key} {hub_id!r} is not a Hub id")
+    if not metadata.get("license") or not metadata.get("library_name"):
+        problems.append("license and library_name must be set")
+    for widget in metadata.get("widget") or []:
+        if not isinstance(widget, dict) or not isinstance(widget.get("text"), str):
+            problems.append(f"widget example {widget!r} needs a `text` string")
+    if "model-index" in metadata:
+        _, parsed = model_index_to_eval_results(metadata["model-index"])
+        if parsed != card.data.eval_results:
+            problems.append("model-index does not round-trip to the same eval results")
+        for result in parsed:
+            if not isinstance(result.metric_value, (int, float)) or not 0 <= result.metric_value <= 1:
+                problems.append(
+                    f"{result.metric_name} on {result.dataset_split} is {result.metric_value!r}, not in [0, 1]"
+                )
+    if problems:
+        raise ValueError("Invalid model card metadata: " + "; ".join(problems))
+
+
+def save_loss_plot(log_history: list[dict], path: str | Path) -> bool:
+    """Plot training (and evaluation) loss per step; returns False, writing nothing, when no loss was logged."""
+    train = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry and "step" in entry]
+    evaluation = [
+        (entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry and "step" in entry
+    ]
+    if not train and not evaluation:
+        return False
+    figure = Figure(figsize=(6, 4), dpi=100)
+    axes = figure.subplots()
+    if train:
+        axes.plot(*zip(*train, strict=True), label="training loss")
+    if evaluation:
+        axes.plot(*zip(*evaluation, strict=True), marker="o", label="validation loss")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.set_title("Joint loss during training")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    return True
+
+
+def write_model_card(model_dir: str | Path, **inputs) -> ModelCard:
+    """
+    Write README.md (validated offline), the loss plot and `model_card_inputs.json` into `model_dir`.
+
+    Takes the keyword arguments of `build_model_card`; call it after `trainer.save_model(model_dir)`.
+    """
+    model_dir = Path(model_dir)
+    if not save_loss_plot(inputs.get("log_history") or [], model_dir / LOSS_PLOT_FILE):
+        (model_dir / LOSS_PLOT_FILE).unlink(missing_ok=True)
+    card = build_model_card(model_dir, **inputs)
+    validate_model_card(card)
+    (model_dir / CARD_INPUTS_FILE).write_text(json.dumps(inputs, indent=2, default=str) + "\n")
+    card.save(model_dir / CARD_FILE)
+    return card
+
+
+def load_card_inputs(model_dir: str | Path) -> dict[str, Any]:
+    """What `write_model_card` was given, read back from the folder (log history from trainer_state.json if absent)."""
+    model_dir = Path(model_dir)
+    inputs = {}
+    if (model_dir / CARD_INPUTS_FILE).is_file():
+        inputs = _read_json(model_dir / CARD_INPUTS_FILE)
+    if "log_history" not in inputs and (model_dir / TRAINER_STATE_FILE).is_file():
+        inputs["log_history"] = _read_json(model_dir / TRAINER_STATE_FILE).get("log_history", [])
+    return inputs
+
+
+def main(argv: list[str]) -> int:
+    """`multitask-bert card MODEL_DIR [--repo-id ID]`: write the model card again from what the folder holds."""
+    parser = argparse.ArgumentParser(
+        prog="multitask-bert card",
+        description=f"Write MODEL_DIR/{CARD_FILE} and {LOSS_PLOT_FILE} from config.json, {CARD_INPUTS_FILE} "
+        f"and {TRAINER_STATE_FILE}.",
+    )
+    parser.add_argument("model_dir", type=Path, help="a saved model folder")
+    parser.add_argument("--repo-id", help="Hub repo the card is for (used in the usage snippets)")
+    args = parser.parse_args(argv)
+    try:
+        inputs = load_card_inputs(args.model_dir)
+        if args.repo_id:
+            inputs["repo_id"] = args.repo_id
+        write_model_card(args.model_dir, **inputs)
+    except (OSError, ValueError, TypeError) as error:
+        print(f"multitask-bert card: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.model_dir / CARD_FILE}")
+    return 0
+
+
+def _load_config(model_dir: Path) -> MultiTaskBertConfig:
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} has no config.json: is it a folder saved with `save_pretrained`?")
+    return MultiTaskBertConfig.from_pretrained(model_dir)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def _split_metrics(split: str, metrics: dict[str, float]) -> dict[str, float]:
+    if not isinstance(metrics, dict):
+        raise TypeError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
+    stripped = {re.sub(rf"^(eval|{re.escape(split)})_", "", key): value for key, value in metrics.items()}
+    known = {key: value for key, value in stripped.items() if key in METRICS or PER_TYPE_METRIC.fullmatch(key)}
+    if not known:
+        raise ValueError(
+            f"eval_results[{split!r}] has none of the metrics {', '.join(METRICS)}; its keys: {sorted(metrics)}."
+        )
+    return known
+
+
+def _check_dataset_summary(dataset_summary: dict[str, dict], config: MultiTaskBertConfig) -> None:
+    for split, summary in dataset_summary.items():
+        unknown = sorted(set(summary) - {"examples", *config.tasks})
+        if unknown:
+            raise ValueError(
+                f"dataset_summary[{split!r}] has keys {unknown} that are neither 'examples' nor a task of this "
+                f"model ({list(config.tasks)})."
+            )
+
+
+def _eval_results(eval_results: dict[str, dict], dataset_name: str, dataset_id: str | None) -> list[EvalResult]:
+    dataset_type = dataset_id or re.sub(r"[^\w.-]+", "-", dataset_name.lower()).strip("-")
+    return [
+        EvalResult(
+            task_type=task_type,
+            task_name=task_name,
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type=metric_type,
+            metric_name=metric_name,
+            metric_value=float(metrics[key]),
+        )
+        for split, metrics in eval_results.items()
+        for key, (task_type, task_name, metric_type, metric_name) in METRICS.items()
+        if key in metrics
+    ]
+
+
+def _task_view(name: str, config: MultiTaskBertConfig, dataset_summary: dict[str, dict]) -> dict:
+    """What the card says about one head: its real classes and their counts per split."""
+    level = config.tasks[name]["level"]
+    labels = config.task_labels(name)
+    if level == "token":
+        classes = list(dict.fromkeys(kind for kind in map(_entity_type, labels) if kind is not None))
+        title = f"Entity types (`{name}`)"
+    else:
+        classes = [label for label in labels if label not in NOT_A_CLASS]
+        title = f"Labels (`{name}`)"
+    counts = {split: summary[name] for split, summary in dataset_summary.items() if name in summary}
+    return {
+        "name": name,
+        "level": level,
+        "title": title,
+        "classes": classes,
+        "has_unk": "UNK" in labels,
+        "tag_count": len([label for label in labels if label not in NOT_A_CLASS]),
+        "count_splits": list(counts),
+        "rows": [{"label": label, "counts": [counts[split].get(label, 0) for split in counts]} for label in classes],
+    }
+
+
+def _entity_type(tag: str) -> str | None:
+    if tag == "O" or tag in NOT_A_CLASS:
+        return None
+    prefix, _, kind = tag.partition("-")
+    return kind if prefix in BIO_PREFIXES and kind else tag
+
+
+def _format(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _framework_versions() -> dict[str, str]:
+    versions = {"Python": platform.python_version()}
+    for package in FRAMEWORKS:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return versions
