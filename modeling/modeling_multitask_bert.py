@@ -18,6 +18,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from .configuration_multitask_bert import MultiTaskBertConfig
+from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline
 
 IGNORE_INDEX = -100
 
@@ -173,6 +174,13 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             else {}
         )
         self.log_task_variances = nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
+        # Saved configs then name the pipeline, which `save_pretrained` copies along (it is imported above), so
+        # `pipeline(model=saved_dir, trust_remote_code=True)` builds it.
+        pipeline_module = JointIntentNerPipeline.__module__.rsplit(".", 1)[-1]
+        self.config.custom_pipelines = {
+            **(getattr(config, "custom_pipelines", None) or {}),
+            PIPELINE_TASK: {"impl": f"{pipeline_module}.{JointIntentNerPipeline.__name__}", "pt": ["AutoModel"]},
+        }
         self.post_init()
 
     @torch.no_grad()
@@ -272,6 +280,18 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             hidden_states=encoded.hidden_states if output_hidden_states else None,
         )
         return output if return_dict is not False else output.to_tuple()
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The sentence embedding alone; sentence-transformers calls this, so a saved model loads as a
+        `SentenceTransformer(model_dir, trust_remote_code=True)` whose `encode()` gives `sentence_embedding`."""
+        return self(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).sentence_embedding
 
     def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids of a token-level head at the `mask` positions (Viterbi with a CRF), `-100` elsewhere."""

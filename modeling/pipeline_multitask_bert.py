@@ -1,0 +1,230 @@
+"""The `joint-intent-ner` pipeline: intent, entities and (optionally) the sentence embedding of raw texts.
+
+This file travels with saved models (Hub remote code): it imports only torch, transformers and the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.pipelines.base import ChunkPipeline
+
+PIPELINE_TASK = "joint-intent-ner"
+
+
+class JointIntentNerPipeline(ChunkPipeline):
+    """
+    Intent and entities of each text, from one encoder pass of a MultiTaskBert model.
+
+    Call it with a string or a list of strings (`batch_size` batches them). Each text gives
+    `{"intent": {"label", "score"}, "entities": [{"entity_group", "word", "start", "end", "score"}], "text"}`:
+
+    - one key per sentence-level task (`"intent"` for the default heads); with `top_k=k` its value is the list of the
+      `k` best `{"label", "score"}` instead;
+    - entities under `"entities"` when the model has one token-level task, else under each token task's name. The
+      tag of a word is the tag of its first sub-token (Viterbi over the words with a CRF model); words are joined
+      into entities by their `B-`/`I-` tags (an `I-X` that does not follow an `X` word opens a new entity); `"O"`,
+      `"UNK"` and tags without a `B-`/`I-` prefix end entities. `score` is the mean of the words' tag
+      probabilities and `text[start:end] == word` always holds;
+    - `return_embedding=True` adds `"sentence_embedding"` (list of floats): exactly the model's embedding when the
+      text fits in one window.
+
+    Texts longer than the model's maximum length are split into windows of `max_length` tokens that overlap by
+    `stride` tokens (default: a quarter of `max_length`). Each word takes its tag from the window in which it sits
+    furthest from an edge, so no word is dropped; sentence-level probabilities are averaged over the windows, and the
+    embedding is the token-weighted mean of the windows' embeddings (re-normalised if the model normalises).
+
+    An empty or whitespace-only text has no entities; its intent is what the model predicts for the bare special
+    tokens (`[CLS] [SEP]`), i.e. the model's prior, so filter such texts out if that is not wanted.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.tokenizer is None or not self.tokenizer.is_fast:
+            raise ValueError("The joint-intent-ner pipeline needs a fast tokenizer (it reads offsets and word ids).")
+
+    def _sanitize_parameters(
+        self,
+        top_k: int | None = None,
+        return_embedding: bool | None = None,
+        max_length: int | None = None,
+        stride: int | None = None,
+    ) -> tuple[dict, dict, dict]:
+        preprocess_params, postprocess_params = {}, {}
+        if max_length is not None:
+            preprocess_params["max_length"] = max_length
+        if stride is not None:
+            preprocess_params["stride"] = stride
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+            postprocess_params["top_k"] = top_k
+        if return_embedding is not None:
+            postprocess_params["return_embedding"] = bool(return_embedding)
+        return preprocess_params, {}, postprocess_params
+
+    def __call__(self, inputs: str | list[str], **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Predict for one text (returns one result) or a list of texts (returns a list of results)."""
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(inputs, list):
+            for index, text in enumerate(inputs):
+                if not isinstance(text, str):
+                    raise TypeError(f"Input {index} is a {type(text).__name__}, not a string: {text!r:.80}")
+            if not inputs:
+                return []
+        return super().__call__(inputs, **kwargs)
+
+    def default_max_length(self) -> int:
+        """Tokens per window: the smaller of the tokenizer's and the encoder's maximum length."""
+        positions = (
+            getattr(self.model.config.encoder, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        )
+        return min(self.tokenizer.model_max_length, positions)
+
+    def preprocess(self, text: str, max_length: int | None = None, stride: int | None = None):
+        if not isinstance(text, str):
+            raise TypeError(f"The joint-intent-ner pipeline takes strings, got a {type(text).__name__}: {text!r:.80}")
+        max_length = max_length or self.default_max_length()
+        room = max_length - self.tokenizer.num_special_tokens_to_add()
+        stride = room // 4 if stride is None else stride
+        if not 0 <= stride < room:
+            raise ValueError(f"`stride` must be in [0, {room}) for windows of {max_length} tokens, got {stride}.")
+        encoding = self.tokenizer(
+            text,
+            truncation=True,
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        num_windows = len(encoding["input_ids"])
+        windows_word_ids = [encoding.word_ids(index) for index in range(num_windows)]
+        word_starts = {}
+        for word_ids, offsets in zip(windows_word_ids, encoding["offset_mapping"], strict=True):
+            for word_id, (start, _) in zip(word_ids, offsets, strict=True):
+                if word_id is not None:
+                    word_starts[word_id] = min(start, word_starts.get(word_id, start))
+
+        model_keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoding]
+        for index, (word_ids, offsets) in enumerate(zip(windows_word_ids, encoding["offset_mapping"], strict=True)):
+            # A word's first sub-token: it starts where the word starts and does not continue the previous token.
+            is_word_start = [
+                word_id is not None
+                and start == word_starts[word_id]
+                and (position == 0 or word_ids[position - 1] != word_id)
+                for position, (word_id, (start, _)) in enumerate(zip(word_ids, offsets, strict=True))
+            ]
+            window = {key: torch.tensor([encoding[key][index]]) for key in model_keys}
+            window["word_start_mask"] = torch.tensor([is_word_start], dtype=torch.long)
+            window["word_ids"] = word_ids
+            window["offsets"] = [tuple(offset) for offset in offsets]
+            window["text"] = text if index == 0 else None
+            window["is_last"] = index == num_windows - 1
+            yield window
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        word_start_mask = model_inputs.pop("word_start_mask").bool()
+        carried = {key: model_inputs.pop(key) for key in ("word_ids", "offsets", "text", "is_last")}
+        output = self.model(**model_inputs)
+        config = self.model.config
+        outputs = {
+            "sentence_embedding": output.sentence_embedding.float(),
+            "attention_mask": model_inputs["attention_mask"],
+        }
+        for task in config.sentence_tasks:
+            outputs[f"{task}_probabilities"] = output.logits[task].float().softmax(dim=-1)
+        for task in config.token_tasks:
+            logits = output.logits[task].float()
+            tags = self.model.decode_tags(task, logits, word_start_mask)
+            scores = logits.softmax(dim=-1).gather(-1, tags.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            outputs[f"{task}_tags"] = tags
+            outputs[f"{task}_scores"] = scores
+        return {**outputs, **carried}
+
+    def postprocess(
+        self, windows: list[dict[str, Any]], top_k: int | None = None, return_embedding: bool = False
+    ) -> dict[str, Any]:
+        config = self.model.config
+        text = windows[0]["text"]
+        result: dict[str, Any] = {}
+        for task in config.sentence_tasks:
+            probabilities = torch.cat([window[f"{task}_probabilities"] for window in windows]).mean(dim=0)
+            result[task] = self._ranked_labels(config.task_labels(task), probabilities, top_k)
+        token_tasks = config.token_tasks
+        for task in token_tasks:
+            key = "entities" if len(token_tasks) == 1 else task
+            result[key] = self._entities(text, windows, task, config.task_labels(task))
+        result["text"] = text
+        if return_embedding:
+            result["sentence_embedding"] = self._embedding(windows, config.normalize_embeddings).tolist()
+        return result
+
+    @staticmethod
+    def _ranked_labels(labels: list[str], probabilities: torch.Tensor, top_k: int | None) -> dict | list[dict]:
+        scores, indices = probabilities.topk(min(top_k or 1, len(labels)))
+        ranked = [
+            {"label": labels[index], "score": score}
+            for index, score in zip(indices.tolist(), scores.tolist(), strict=True)
+        ]
+        return ranked if top_k is not None else ranked[0]
+
+    @staticmethod
+    def _entities(text: str, windows: list[dict[str, Any]], task: str, labels: list[str]) -> list[dict[str, Any]]:
+        spans: dict[int, tuple[int, int]] = {}
+        best: dict[int, tuple[int, str, float]] = {}  # word -> (distance to the window's edge, tag, score)
+        for window in windows:
+            positions = window["attention_mask"][0].nonzero().squeeze(1).tolist()
+            tags = window[f"{task}_tags"][0, positions].tolist()
+            scores = window[f"{task}_scores"][0, positions].tolist()
+            content = [index for index, word_id in enumerate(window["word_ids"]) if word_id is not None]
+            for index, word_id in enumerate(window["word_ids"]):
+                if word_id is None:
+                    continue
+                start, end = window["offsets"][index]
+                known = spans.get(word_id, (start, end))
+                spans[word_id] = (min(start, known[0]), max(end, known[1]))
+                if tags[index] < 0:
+                    continue
+                distance = min(index - content[0], content[-1] - index)
+                if word_id not in best or distance > best[word_id][0]:
+                    best[word_id] = (distance, labels[tags[index]], scores[index])
+
+        groups: list[tuple[str, list[int]]] = []  # (entity type, its words)
+        previous_type = None
+        for word_id in sorted(best):
+            prefix, _, entity_type = best[word_id][1].partition("-")
+            if prefix not in ("B", "I") or not entity_type:
+                previous_type = None
+                continue
+            if prefix == "B" or entity_type != previous_type:
+                groups.append((entity_type, []))
+            groups[-1][1].append(word_id)
+            previous_type = entity_type
+
+        entities = []
+        for entity_type, word_ids in groups:
+            start, end = spans[word_ids[0]][0], spans[word_ids[-1]][1]
+            score = sum(best[word_id][2] for word_id in word_ids) / len(word_ids)
+            entities.append(
+                {"entity_group": entity_type, "word": text[start:end], "start": start, "end": end, "score": score}
+            )
+        return entities
+
+    @staticmethod
+    def _embedding(windows: list[dict[str, Any]], normalize: bool) -> torch.Tensor:
+        embeddings = torch.cat([window["sentence_embedding"] for window in windows])
+        if len(windows) == 1:
+            return embeddings[0]
+        weights = torch.tensor([float(window["attention_mask"].sum()) for window in windows])
+        mean = (embeddings * weights.unsqueeze(1)).sum(dim=0) / weights.sum()
+        return torch.nn.functional.normalize(mean, dim=0) if normalize else mean
+
+
+__all__ = ["JointIntentNerPipeline", "PIPELINE_TASK"]

@@ -1,0 +1,235 @@
+"""The `joint-intent-ner` pipeline: output format, exact spans, windows over long texts, CRF decoding and remote code."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from transformers import pipeline
+
+from conftest import INTENTS, run_without_project, tiny_encoder_config, tiny_model
+from multitask_bert.modeling import JointIntentNerPipeline
+
+# As the data loaders and JointBERT label files make them: a prefix-less `PAD`, `O`, BIO tags, `UNK` last.
+TAGS = ["PAD", "O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON", "UNK"]
+WORDS = ["alpha", "Zürich", "café", "🎉", "naïve", "東", "meeting", "tomorrow", "x", "Ωmega"]
+
+
+def tagging_model(max_positions: int = 128, use_crf: bool = False, seed: int = 0):
+    tasks = {"intent": {"level": "sentence", "labels": INTENTS}, "ner": {"level": "token", "labels": TAGS}}
+    return tiny_model(
+        seed=seed, encoder=tiny_encoder_config(max_position_embeddings=max_positions), tasks=tasks, use_crf=use_crf
+    )
+
+
+def mixed_tags_model(max_positions: int = 128):
+    """Random model whose NER head is scaled up, so tokens get a confident mix of all tags."""
+    model = tagging_model(max_positions)
+    with torch.no_grad():
+        model.heads["ner"].weight.mul_(100)
+    return model
+
+
+def forced_tag_model(tag: str, max_positions: int = 128):
+    """Every token gets `tag`: a zero NER head with a large bias on that tag."""
+    model = tagging_model(max_positions)
+    with torch.no_grad():
+        model.heads["ner"].weight.zero_()
+        model.heads["ner"].bias.zero_()
+        model.heads["ner"].bias[TAGS.index(tag)] = 10.0
+    return model
+
+
+def make_pipeline(model, tokenizer, **kwargs):
+    return pipeline("joint-intent-ner", model=model, tokenizer=tokenizer, **kwargs)
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    return [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
+
+
+def long_text(num_words: int = 90) -> str:
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(WORDS), (num_words,), generator=generator).tolist()
+    gaps = torch.randint(1, 4, (num_words,), generator=generator).tolist()
+    return "".join(WORDS[pick] + " " * gap for pick, gap in zip(picks, gaps, strict=True)).rstrip()
+
+
+@pytest.fixture(scope="module")
+def mixed_pipe(tokenizer):
+    return make_pipeline(mixed_tags_model(), tokenizer)
+
+
+def test_output_format(mixed_pipe):
+    result = mixed_pipe("call Anna at 5pm tomorrow")
+    assert set(result) == {"intent", "entities", "text"}
+    assert result["text"] == "call Anna at 5pm tomorrow"
+    assert result["intent"]["label"] in INTENTS and 0 < result["intent"]["score"] <= 1
+    assert result["entities"], "the scaled-up head should tag some words"
+    for entity in result["entities"]:
+        assert set(entity) == {"entity_group", "word", "start", "end", "score"}
+        assert entity["entity_group"] in {"TIME", "PERSON"}
+        assert result["text"][entity["start"] : entity["end"]] == entity["word"]
+    json.dumps(result)  # plain Python types only
+
+
+def test_top_k_and_embedding(tokenizer):
+    model = mixed_tags_model()
+    pipe = make_pipeline(model, tokenizer)
+    text = "cancel lunch with Anna"
+    result = pipe(text, top_k=2, return_embedding=True)
+    scores = [entry["score"] for entry in result["intent"]]
+    assert len(result["intent"]) == 2 and scores == sorted(scores, reverse=True)
+    assert result["intent"][0] == pipe(text)["intent"]
+    assert len(pipe(text, top_k=10)["intent"]) == len(INTENTS)
+    with torch.no_grad():
+        expected = model(**tokenizer(text, return_tensors="pt")).sentence_embedding[0]
+    torch.testing.assert_close(torch.tensor(result["sentence_embedding"]), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("text", ["", "   ", " \t\n "])
+def test_empty_text_has_no_entities_and_the_model_prior_intent(mixed_pipe, text):
+    result = mixed_pipe(text)
+    assert result["entities"] == [] and result["text"] == text
+    assert result["intent"] == mixed_pipe("")["intent"]
+
+
+def test_bad_input_is_named(mixed_pipe):
+    with pytest.raises(TypeError, match=r"Input 1 is a int"):
+        mixed_pipe(["fine", 3])
+    with pytest.raises(TypeError, match="takes strings, got a bytes"):
+        mixed_pipe(b"bytes")
+    with pytest.raises(ValueError, match="top_k"):
+        mixed_pipe("x", top_k=0)
+    with pytest.raises(ValueError, match="stride"):
+        mixed_pipe("x", max_length=16, stride=14)
+    assert mixed_pipe([]) == []
+
+
+@pytest.mark.parametrize("tag", ["O", "UNK", "PAD"])
+def test_outside_tags_give_no_entities(tokenizer, tag):
+    assert make_pipeline(forced_tag_model(tag), tokenizer)("call Anna at 5pm tomorrow")["entities"] == []
+
+
+def test_long_text_keeps_every_word_with_exact_spans(tokenizer):
+    text = long_text()
+    assert len(tokenizer(text)["input_ids"]) > 4 * 16
+    result = make_pipeline(forced_tag_model("B-PERSON", max_positions=16), tokenizer)(text)
+    found = [(entity["start"], entity["end"]) for entity in result["entities"]]
+    # Every space-separated word is one B- entity; `東` and the emoji are single words too.
+    assert found == word_spans(text)
+    assert all(
+        text[start:end] == entity["word"] for (start, end), entity in zip(found, result["entities"], strict=True)
+    )
+
+
+def test_long_text_inside_tags_make_one_entity_across_windows(tokenizer):
+    text = long_text()
+    pipe = make_pipeline(forced_tag_model("I-TIME", max_positions=16), tokenizer)
+    for stride in (0, 3, 7):
+        (entity,) = pipe(text, stride=stride)["entities"]
+        assert (entity["start"], entity["end"], entity["entity_group"]) == (0, len(text), "TIME")
+        assert entity["word"] == text
+
+
+def test_long_text_embedding_is_normalised_and_intent_a_distribution(tokenizer):
+    result = make_pipeline(mixed_tags_model(max_positions=16), tokenizer)(long_text(), return_embedding=True, top_k=3)
+    assert torch.tensor(result["sentence_embedding"]).norm().item() == pytest.approx(1.0, abs=1e-5)
+    assert sum(entry["score"] for entry in result["intent"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_crf_model_decodes_with_viterbi(tokenizer):
+    """Zero emissions and transitions that only allow B-PERSON I-PERSON I-TIME B-TIME O...: argmax would tag every
+    word PAD (no entities); Viterbi gives that path, which also checks how BIO tags join into entities."""
+    model = tagging_model(use_crf=True)
+    crf = model.crfs["ner"]
+    with torch.no_grad():
+        model.heads["ner"].weight.zero_()
+        model.heads["ner"].bias.zero_()
+        crf.start_transitions[TAGS.index("B-PERSON")] = 10.0
+        for before, after in [("B-PERSON", "I-PERSON"), ("I-PERSON", "I-TIME"), ("I-TIME", "B-TIME"), ("B-TIME", "O")]:
+            crf.transitions[TAGS.index(before), TAGS.index(after)] = 10.0
+        crf.transitions[TAGS.index("O"), TAGS.index("O")] = 10.0
+    text = "Anna  Smith at seven  tomorrow please"
+    entities = make_pipeline(model, tokenizer)(text)["entities"]
+    assert [(entity["entity_group"], entity["word"]) for entity in entities] == [
+        ("PERSON", "Anna  Smith"),
+        ("TIME", "at"),
+        ("TIME", "seven"),
+    ]
+    assert entities[0]["score"] == pytest.approx(1 / len(TAGS))
+
+
+def test_several_token_tasks_are_keyed_by_name(tokenizer):
+    tasks = {
+        "intent": {"level": "sentence", "labels": INTENTS},
+        "ner": {"level": "token", "labels": TAGS},
+        "chunks": {"level": "token", "labels": ["O", "B-NP", "I-NP"]},
+    }
+    result = make_pipeline(tiny_model(tasks=tasks), tokenizer)("book a table")
+    assert set(result) == {"intent", "ner", "chunks", "text"}
+
+
+def test_saved_pipeline_runs_as_remote_code_with_exact_spans_and_batching(tmp_path, tokenizer):
+    """In a process that cannot import this project: `pipeline(model=dir, trust_remote_code=True)`; hypothesis texts
+    (accents, emoji, CJK, runs of spaces, arbitrary unicode, many longer than the 32 positions) keep
+    `text[start:end] == word`, and batched results equal one-by-one results."""
+    model_dir = tmp_path / "model"
+    mixed_tags_model(max_positions=32).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["custom_pipelines"]["joint-intent-ner"]["impl"] == "pipeline_multitask_bert.JointIntentNerPipeline"
+    assert (model_dir / "pipeline_multitask_bert.py").is_file()
+
+    result = run_without_project(
+        f"""
+        import json
+        from hypothesis import given, settings, strategies as st
+        from transformers import pipeline
+
+        pipe = pipeline(model={str(model_dir)!r}, trust_remote_code=True)
+        assert type(pipe).__module__.startswith("transformers_modules"), type(pipe).__module__
+        pieces = ["call", "Anna", "at", "5pm", "Zürich", "café", "naïve", "🎉", "👍🏽", "東京", "中文", "日本語",
+                  "O'Neil", "e-mail", "x", "  ", "   ", "\\t", "\\n", ".", ",", "!", "Ωmega", "ﬁ", "İstanbul"]
+        texts = st.one_of(
+            st.lists(st.sampled_from(pieces), max_size=10).map(" ".join),
+            st.lists(st.sampled_from(pieces), min_size=20, max_size=80).map(" ".join),
+            st.lists(st.sampled_from(pieces), min_size=5, max_size=60).map("".join),
+            st.text(max_size=150),
+        )
+        seen, stats = [], {{"entities": 0, "long": 0}}
+
+        @settings(max_examples=120, deadline=None, derandomize=True, database=None)
+        @given(texts)
+        def spans_are_exact(text):
+            result = pipe(text)
+            assert result["text"] == text
+            for entity in result["entities"]:
+                assert text[entity["start"] : entity["end"]] == entity["word"], (text, entity)
+                assert entity["word"] and entity["word"] == entity["word"].strip(), (text, entity)
+            stats["entities"] += len(result["entities"])
+            stats["long"] += len(pipe.tokenizer(text)["input_ids"]) > 32
+            seen.append((text, result))
+
+        spans_are_exact()
+        batched = pipe([text for text, _ in seen], batch_size=8)
+        for (text, single), batch in zip(seen, batched):
+            assert single["intent"]["label"] == batch["intent"]["label"], text
+            assert abs(single["intent"]["score"] - batch["intent"]["score"]) < 1e-4, text
+            strip = lambda entities: [(e["entity_group"], e["start"], e["end"], e["word"]) for e in entities]
+            assert strip(single["entities"]) == strip(batch["entities"]), text
+            assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(single["entities"], batch["entities"]))
+        stats["texts"] = len(seen)
+        print("STATS", json.dumps(stats))
+        """,
+        tmp_path,
+        env={"OMP_NUM_THREADS": "1"},  # a 32-wide model runs faster on one thread than on contended cores
+    )
+    stats = json.loads(result.stdout.split("STATS", 1)[1])
+    assert stats["texts"] >= 100 and stats["entities"] >= 200 and stats["long"] >= 20, stats
+
+
+def test_pipeline_class_is_exported(mixed_pipe):
+    assert isinstance(mixed_pipe, JointIntentNerPipeline)
