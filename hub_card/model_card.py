@@ -159,9 +159,10 @@ def build_model_card(
         card_data,
         template_path=str(TEMPLATE_PATH),
         model_name=model_name,
-        model_id=repo_id or str(model_dir),
-        example=examples[0],
-        second_example=examples[1] if len(examples) > 1 else DEFAULT_EXAMPLES[1],
+        # Python string literals for the usage snippets.
+        model_id=_literal(repo_id or str(model_dir)),
+        example=_literal(examples[0]),
+        second_example=_literal(examples[1] if len(examples) > 1 else DEFAULT_EXAMPLES[1]),
         hidden_size=config.encoder.hidden_size,
         num_layers=config.encoder.num_hidden_layers,
         max_positions=config.encoder.max_position_embeddings,
@@ -201,18 +202,23 @@ def build_model_card(
     )
 
 
-def validate_model_card(card: ModelCard) -> None:
+def validate_model_card(card: ModelCard | str) -> None:
     """
-    Offline stand-in for `ModelCard.validate` (which asks the Hub): raise a `ValueError` naming the first problem.
+    Offline stand-in for `ModelCard.validate` (which asks the Hub): raise a `ValueError` naming the problems.
 
-    Re-parses the text as the Hub does (YAML block, `ModelCardData`, model-index -> eval results round trip) and
-    checks the fields the Hub would reject or ignore.
+    Parses the text as huggingface_hub does (YAML block, `ModelCardData`, model-index -> eval results and back) and
+    checks the fields the Hub would reject or misread.
     """
-    reparsed = ModelCard(str(card))  # raises ValueError on a non-mapping block or a malformed model-index
-    metadata = reparsed.data.to_dict()
+    try:
+        metadata = ModelCard(str(card)).data.to_dict()  # the model-index goes through eval results and back
+        _, eval_results = (
+            model_index_to_eval_results(metadata["model-index"]) if "model-index" in metadata else ("", [])
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"Invalid model card metadata: {error}") from error
     problems = []
-    if metadata.get("pipeline_tag") not in SUPPORTED_TASKS:
-        problems.append(f"pipeline_tag {metadata.get('pipeline_tag')!r} is not a transformers pipeline task")
+    if metadata.get("pipeline_tag") not in _builtin_pipeline_tasks():
+        problems.append(f"pipeline_tag {metadata.get('pipeline_tag')!r} is not one of transformers' own pipeline tasks")
     for language in _as_list(metadata.get("language")):
         if not re.fullmatch(r"[a-z]{2,3}|multilingual|code", str(language)):
             problems.append(f"language {language!r} is not an ISO 639 code")
@@ -225,15 +231,9 @@ def validate_model_card(card: ModelCard) -> None:
     for widget in metadata.get("widget") or []:
         if not isinstance(widget, dict) or not isinstance(widget.get("text"), str):
             problems.append(f"widget example {widget!r} needs a `text` string")
-    if "model-index" in metadata:
-        _, parsed = model_index_to_eval_results(metadata["model-index"])
-        if parsed != card.data.eval_results:
-            problems.append("model-index does not round-trip to the same eval results")
-        for result in parsed:
-            if not isinstance(result.metric_value, (int, float)) or not 0 <= result.metric_value <= 1:
-                problems.append(
-                    f"{result.metric_name} on {result.dataset_split} is {result.metric_value!r}, not in [0, 1]"
-                )
+    for result in eval_results:
+        if not isinstance(result.metric_value, (int, float)) or not 0 <= result.metric_value <= 1:
+            problems.append(f"{result.metric_name} on {result.dataset_split} is {result.metric_value!r}, not in [0, 1]")
     if problems:
         raise ValueError("Invalid model card metadata: " + "; ".join(problems))
 
@@ -393,6 +393,19 @@ def _entity_type(tag: str) -> str | None:
         return None
     prefix, _, kind = tag.partition("-")
     return kind if prefix in BIO_PREFIXES and kind else tag
+
+
+def _builtin_pipeline_tasks() -> set[str]:
+    """transformers' own tasks (all valid Hub pipeline tags), not the custom ones registered at run time."""
+    return {
+        task
+        for task, spec in SUPPORTED_TASKS.items()
+        if (spec["impl"] if isinstance(spec["impl"], str) else spec["impl"].__module__).startswith("transformers.")
+    }
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _format(value: float | None) -> str:

@@ -51,6 +51,7 @@ class Repo:
     private: bool
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit oid
     commits: dict[str, dict[str, StoredFile]] = field(default_factory=dict)  # commit oid -> tree
+    messages: dict[str, str] = field(default_factory=dict)  # commit oid -> summary
 
 
 class HubError(Exception):
@@ -112,6 +113,7 @@ class HubTestServer:
         listing = json.dumps({path: stored.git_oid for path, stored in sorted(tree.items())})
         oid = hashlib.sha1(f"{parent}\n{summary}\n{listing}".encode()).hexdigest()
         repo.commits[oid] = tree
+        repo.messages[oid] = summary
         repo.branches[branch] = oid
         return oid
 
