@@ -239,22 +239,28 @@ def validate_model_card(card: ModelCard | str) -> None:
 
 
 def save_loss_plot(log_history: list[dict], path: str | Path) -> bool:
-    """Plot training (and evaluation) loss per step; returns False, writing nothing, when no loss was logged."""
-    train = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry and "step" in entry]
-    evaluation = [
-        (entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry and "step" in entry
-    ]
-    if not train and not evaluation:
+    """
+    Plot the joint training loss, each task's training loss (`loss_<task>`, as MultiTaskTrainer logs them) and the
+    validation loss per step; returns False, writing nothing, when no loss was logged.
+    """
+    keys = dict.fromkeys(
+        key for entry in log_history for key in entry if key in ("loss", "eval_loss") or key.startswith("loss_")
+    )
+    curves = {
+        key: [(entry["step"], entry[key]) for entry in log_history if key in entry and "step" in entry] for key in keys
+    }
+    curves = {key: points for key, points in curves.items() if points}
+    if not curves:
         return False
+    styles = {"loss": {"label": "training loss (joint)"}, "eval_loss": {"marker": "o", "label": "validation loss"}}
     figure = Figure(figsize=(6, 4), dpi=100)
     axes = figure.subplots()
-    if train:
-        axes.plot(*zip(*train, strict=True), label="training loss")
-    if evaluation:
-        axes.plot(*zip(*evaluation, strict=True), marker="o", label="validation loss")
+    for key, points in curves.items():
+        style = styles.get(key, {"linestyle": "--", "label": f"training loss: {key.removeprefix('loss_')}"})
+        axes.plot(*zip(*points, strict=True), **style)
     axes.set_xlabel("step")
     axes.set_ylabel("loss")
-    axes.set_title("Joint loss during training")
+    axes.set_title("Loss during training")
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -25,6 +25,7 @@ from multitask_bert.hub_card.model_card import (
     count_entities,
     count_labels,
     hub_base_model,
+    save_loss_plot,
     validate_model_card,
     write_model_card,
 )
@@ -237,6 +238,14 @@ def test_base_model_and_label_counting_helpers(tmp_path):
     assert hub_base_model(str(tmp_path)) is None
     assert count_entities(TRAIN_TAGS) == {"TIME": 3, "PERSON": 1}
     assert count_labels(["b", "a", "b"]) == {"b": 2, "a": 1}
+
+
+def test_loss_plot_needs_a_logged_loss(tmp_path):
+    assert not save_loss_plot([{"train_runtime": 1.0, "step": 4}], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+    per_task_log = [{"loss": 2.0, "loss_intent": 1.2, "step": 2}, {"loss": 1.0, "loss_intent": 0.7, "step": 4}]
+    assert save_loss_plot(per_task_log, tmp_path / "plot.png")
+    assert imread(tmp_path / "plot.png").shape[:2] == (400, 600)
 
 
 def test_usage_snippets_run_without_the_project(model_dir, trained, tmp_path):
