@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from datasets import DatasetDict
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from matplotlib.figure import Figure
@@ -85,6 +86,22 @@ def count_labels(labels: Iterable[str]) -> dict[str, int]:
 def count_entities(tag_sequences: Iterable[Sequence[str]]) -> dict[str, int]:
     """Entity mentions per type in BIO-tagged sequences (seqeval's chunking), for `dataset_summary`."""
     return dict(Counter(kind for tags in tag_sequences for kind, _, _ in get_entities(list(tags))).most_common())
+
+
+def summarize_dataset(dataset: DatasetDict) -> dict[str, dict]:
+    """
+    `dataset_summary` of a `DatasetDict` in the layout of `multitask_bert.training.data` (an `intent` `ClassLabel`,
+    `-1` where missing, and `ner_tags`, a list of `ClassLabel` BIO tags): examples, intents and entity mentions.
+    """
+    summary = {}
+    for split, data in dataset.items():
+        intent_names, tag_names = data.features["intent"], data.features["ner_tags"].feature
+        summary[split] = {
+            "examples": len(data),
+            "intent": count_labels(intent_names.int2str(label) for label in data["intent"] if label >= 0),
+            "ner": count_entities([tag_names.int2str(tag) for tag in tags] for tags in data["ner_tags"]),
+        }
+    return summary
 
 
 def hub_base_model(name_or_path: str | None) -> str | None:

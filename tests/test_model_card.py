@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from datasets import Dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard import metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -26,6 +26,7 @@ from multitask_bert.hub_card.model_card import (
     count_labels,
     hub_base_model,
     save_loss_plot,
+    summarize_dataset,
     validate_model_card,
     write_model_card,
 )
@@ -59,6 +60,27 @@ EXPECTED_MODEL_INDEX = {
     ("test", "Sentence accuracy (intent and all entities right)"): 0.375,
 }
 TRAIN_TAGS = [["O", "O", "B-TIME", "I-TIME"], ["B-TIME", "O", "O", "O"], ["O", "O", "B-PERSON"], ["B-TIME", "I-TIME"]]
+
+
+def toy_dataset() -> DatasetDict:
+    """Labelled data in the layout of multitask_bert.training.data; the last train example has no intent."""
+    features = Features(
+        {
+            "tokens": Sequence(Value("string")),
+            "intent": ClassLabel(names=[*INTENTS, "UNK"]),
+            "ner_tags": Sequence(ClassLabel(names=[*NER_TAGS, "UNK"])),
+        }
+    )
+    intents = ["set_alarm", "set_alarm", "set_timer", "set_alarm", -1]
+    train = {
+        "tokens": [["word"] * len(tags) for tags in [*TRAIN_TAGS, []]],
+        "intent": [INTENTS.index(intent) if intent != -1 else -1 for intent in intents],
+        "ner_tags": [[NER_TAGS.index(tag) for tag in tags] for tags in [*TRAIN_TAGS, []]],
+    }
+    test = {"tokens": [["word"], ["word"]], "intent": [0, 1], "ner_tags": [[1], [0]]}
+    return DatasetDict(
+        {"train": Dataset.from_dict(train, features=features), "test": Dataset.from_dict(test, features=features)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +133,7 @@ def card_inputs(trained) -> dict:
         eval_results=EVAL_RESULTS,
         log_history=trained["log_history"],
         dataset_name="Toy alarms",
-        dataset_summary={
-            "train": {
-                "examples": 4,
-                "intent": count_labels(["set_alarm", "set_alarm", "set_timer", "set_alarm"]),
-                "ner": count_entities(TRAIN_TAGS),
-            },
-            "test": {"examples": 2},
-        },
+        dataset_summary=summarize_dataset(toy_dataset()),
         synthetic_data=True,
         hyperparameters=trained["hyperparameters"],
         base_model=hub_base_model(default_backbone_path()),
@@ -160,8 +175,10 @@ def test_body_lists_real_labels_counts_metrics_and_the_loss_curve(model_dir, tra
     card = write_model_card(model_dir, **card_inputs(trained))
     body = card.text
 
-    assert "| `set_alarm` | 3 |" in body and "| `set_timer` | 1 |" in body and "| `cancel_event` | 0 |" in body
-    assert "| `TIME` | 3 |" in body and "| `PERSON` | 1 |" in body  # entity mentions, not tags
+    assert "| `set_alarm` | 3 | 1 |" in body and "| `set_timer` | 1 | 1 |" in body  # train and test counts
+    assert "| `cancel_event` | 0 | 0 |" in body
+    assert "| `TIME` | 3 | 1 |" in body and "| `PERSON` | 1 | 0 |" in body  # entity mentions, not tags
+    assert "| train | 5 |" in body and "| test | 2 |" in body
     assert "`UNK`" in body and "| `UNK`" not in body  # explained once, never listed as a class
     assert "| `intent` | sentence | 3 |" in body and "| `ner` | token | 2 |" in body
     assert "| validation | 0.8125 | 0.6250 | 0.5625 | 0.5921 | 0.4375 |" in body
