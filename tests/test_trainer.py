@@ -1,0 +1,318 @@
+"""MultiTaskTrainer and its arguments: joint training, per-task logs, LLRD groups, freezing, uncertainty weights,
+resuming, and evaluate()/predict() through compute_metrics. Tiny random models on CPU."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from datasets import Dataset
+from safetensors import safe_open
+from seqeval.metrics import f1_score
+from transformers import DistilBertConfig, HfArgumentParser, MPNetConfig
+
+from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
+from multitask_bert.modeling import MultiTaskBertModel
+from multitask_bert.training.trainer import MultiTaskTrainer, build_compute_metrics
+from multitask_bert.training.training_args import MultiTaskTrainingArguments
+
+EXAMPLES = [
+    ("wake me at 7".split(), "set_alarm", ["O", "O", "O", "B-TIME"]),
+    ("set an alarm for six thirty".split(), "set_alarm", ["O", "O", "O", "O", "B-TIME", "I-TIME"]),
+    ("timer for ten minutes".split(), "set_timer", ["O", "O", "B-TIME", "I-TIME"]),
+    ("start a timer of 5 minutes".split(), "set_timer", ["O", "O", "O", "O", "B-TIME", "I-TIME"]),
+    ("cancel lunch with anna".split(), "cancel_event", ["O", "O", "O", "B-PERSON"]),
+    ("call off the meeting with john smith".split(), "cancel_event", ["O", "O", "O", "O", "O", "B-PERSON", "I-PERSON"]),
+]
+
+
+def tokenize(tokenizer, examples=EXAMPLES, repeat: int = 2) -> Dataset:
+    """Rows as the data contract has them: ids, intent id, tag id on each word's first sub-token, -100 elsewhere."""
+    rows = []
+    for words, intent, tags in examples * repeat:
+        encoding = tokenizer(words, is_split_into_words=True)
+        word_ids = encoding.word_ids()
+        ner_labels = [
+            -100 if word is None or word == word_ids[position - 1] else NER_TAGS.index(tags[word])
+            for position, word in enumerate(word_ids)
+        ]
+        rows.append({**encoding, "intent_labels": INTENTS.index(intent), "ner_labels": ner_labels})
+    return Dataset.from_list(rows)
+
+
+def make_collator(tokenizer):
+    def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+        inputs = [{key: value for key, value in row.items() if key != "ner_labels"} for row in features]
+        batch = tokenizer.pad(inputs, return_tensors="pt")
+        if "ner_labels" in features[0]:
+            width = batch["input_ids"].shape[1]
+            batch["ner_labels"] = torch.tensor(
+                [row["ner_labels"] + [-100] * (width - len(row["ner_labels"])) for row in features]
+            )
+        return batch
+
+    return collate
+
+
+def make_trainer(tokenizer, tmp_path, model=None, dataset=None, **overrides) -> MultiTaskTrainer:
+    settings = dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=12,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        learning_rate=3e-3,
+        logging_steps=3,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    settings.update(overrides)
+    model = model if model is not None else tiny_model().train()
+    dataset = dataset if dataset is not None else tokenize(tokenizer)
+    return MultiTaskTrainer(
+        model=model,
+        args=MultiTaskTrainingArguments(**settings),
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        data_collator=make_collator(tokenizer),
+        compute_metrics=build_compute_metrics(model.config),
+    )
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+def test_training_lowers_the_joint_loss(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, model=tiny_model(use_crf=True).train())
+    before = trainer.evaluate()["eval_loss"]
+    trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    assert after < 0.7 * before
+
+
+def test_per_task_losses_are_logged_as_interval_means(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path, task_weights={"intent": 2.0, "ner": 0.5}, logging_steps=2, max_steps=6)
+    assert trainer.model.config.task_weights == {"intent": 2.0, "ner": 0.5}
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["step"] for entry in logs] == [2, 4, 6]
+    for entry in logs:
+        # Every batch labels both tasks, so the logged joint loss is the weighted sum of the per-task means.
+        assert entry["loss"] == pytest.approx(2.0 * entry["loss_intent"] + 0.5 * entry["loss_ner"], rel=1e-5)
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] == pytest.approx(2.0 * metrics["eval_loss_intent"] + 0.5 * metrics["eval_loss_ner"])
+
+
+def layer_index(name: str, layer_prefix: str) -> int | None:
+    match = re.search(rf"^backbone\.{re.escape(layer_prefix)}\.(\d+)\.", name)
+    return int(match.group(1)) if match else None
+
+
+ENCODERS = {
+    "bert": (lambda: tiny_encoder_config(num_hidden_layers=3), "encoder.layer"),
+    "distilbert": (
+        lambda: DistilBertConfig(vocab_size=30522, dim=32, n_layers=3, n_heads=2, hidden_dim=64),
+        "transformer.layer",
+    ),
+    "mpnet": (
+        lambda: MPNetConfig(
+            vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64
+        ),
+        "encoder.layer",
+    ),
+}
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def test_layerwise_learning_rates_follow_the_formula(tokenizer, tmp_path, encoder):
+    build_config, layer_prefix = ENCODERS[encoder]
+    model = tiny_model(encoder=build_config(), use_crf=True, uncertainty_weighting=True)
+    lr, decay, head_lr, num_layers = 1e-3, 0.5, 1e-2, 3
+    trainer = make_trainer(
+        tokenizer, tmp_path, model=model, learning_rate=lr, layerwise_lr_decay=decay, head_learning_rate=head_lr
+    )
+    trainer.args.weight_decay = 0.01
+    optimizer = trainer.create_optimizer()
+    group_of = {id(parameter): group for group in optimizer.param_groups for parameter in group["params"]}
+    assert len(group_of) == sum(len(group["params"]) for group in optimizer.param_groups)  # each parameter once
+    for name, parameter in model.named_parameters():
+        group = group_of[id(parameter)]
+        index = layer_index(name, layer_prefix)
+        if index is not None:
+            expected = lr * decay ** (num_layers - 1 - index)
+        elif "embeddings" in name:
+            expected = lr * decay**num_layers
+        elif name.startswith("backbone."):
+            expected = lr  # shared by all layers (e.g. MPNet's relative attention bias)
+        else:
+            expected = head_lr  # heads, CRF, uncertainty weights
+        assert group["lr"] == pytest.approx(expected), name
+        no_decay = "bias" in name or "LayerNorm" in name or "layer_norm" in name or name == "log_task_variances"
+        assert group["weight_decay"] == (0.0 if no_decay else 0.01), name
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lr)  # the rate the Trainer logs
+
+
+@pytest.mark.parametrize(
+    "freezing, is_frozen",
+    [
+        (
+            dict(freeze_layers=1, freeze_heads=["ner"]),
+            lambda name: "embeddings" in name or ".layer.0." in name or ".ner." in name,
+        ),
+        (dict(freeze_backbone=True), lambda name: name.startswith("backbone.")),
+    ],
+)
+def test_frozen_parameters_stay_identical_and_get_no_optimizer_state(tokenizer, tmp_path, freezing, is_frozen):
+    model = tiny_model(use_crf=True).train()
+    before = snapshot(model)
+    trainer = make_trainer(tokenizer, tmp_path, model=model, max_steps=4, weight_decay=0.1, **freezing)
+    trainer.train()
+    optimized = {id(parameter) for group in trainer.optimizer.param_groups for parameter in group["params"]}
+    with_state = {id(parameter) for parameter in trainer.optimizer.state}
+    frozen = [name for name, _ in model.named_parameters() if is_frozen(name)]
+    assert frozen and len(frozen) < len(before)
+    for name, parameter in model.named_parameters():
+        if is_frozen(name):
+            assert torch.equal(parameter, before[name]), name
+            assert id(parameter) not in optimized and id(parameter) not in with_state, name
+        else:
+            assert id(parameter) in with_state and not torch.equal(parameter, before[name]), name
+
+
+def test_uncertainty_weights_are_learned_and_saved(tokenizer, tmp_path):
+    model = tiny_model().train()
+    assert model.log_task_variances is None
+    trainer = make_trainer(
+        tokenizer,
+        tmp_path,
+        model=model,
+        uncertainty_weighting=True,
+        head_learning_rate=5e-2,
+        save_strategy="steps",
+        save_steps=12,
+    )
+    assert model.config.uncertainty_weighting and model.log_task_variances is not None
+    trainer.train()
+    learned = model.log_task_variances.detach().clone()
+    assert not torch.equal(learned, torch.zeros(2))
+    assert "uncertainty_weight_intent" in trainer.state.log_history[0]
+    checkpoint = tmp_path / "out" / "checkpoint-12"
+    with safe_open(checkpoint / "model.safetensors", framework="pt") as weights:
+        assert torch.equal(weights.get_tensor("log_task_variances"), learned)
+    reloaded = MultiTaskBertModel.from_pretrained(checkpoint)
+    assert reloaded.config.uncertainty_weighting
+    assert torch.equal(reloaded.log_task_variances.detach(), learned)
+
+
+def test_resuming_gives_the_weights_of_an_uninterrupted_run(tokenizer, tmp_path):
+    settings = dict(
+        max_steps=6,
+        save_strategy="steps",
+        save_steps=3,
+        layerwise_lr_decay=0.8,
+        uncertainty_weighting=True,
+        warmup_steps=2,
+        weight_decay=0.01,
+    )
+    uninterrupted = make_trainer(tokenizer, tmp_path / "a", model=tiny_model(use_crf=True).train(), **settings)
+    uninterrupted.train()
+    resumed = make_trainer(tokenizer, tmp_path / "b", model=tiny_model(use_crf=True).train(), **settings)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / "checkpoint-3"))
+    assert resumed.state.global_step == 6
+    expected = uninterrupted.model.state_dict()
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[name]), name  # bit-identical on CPU
+
+
+def test_evaluate_and_predict_give_viterbi_ids_and_metrics(tokenizer, tmp_path):
+    model = tiny_model(use_crf=True).train()
+    trainer = make_trainer(tokenizer, tmp_path, model=model, max_steps=4)
+    trainer.train()
+    dataset = tokenize(tokenizer, repeat=1)
+    output = trainer.predict(dataset)
+    batch = make_collator(tokenizer)(dataset.to_list())
+    model.eval()
+    with torch.no_grad():
+        logits = model(**{key: value for key, value in batch.items() if not key.endswith("_labels")}).logits
+    viterbi = model.decode_tags("ner", logits["ner"], batch["ner_labels"] != -100)
+    assert set(output.predictions) == {"intent", "ner"}
+    assert torch.equal(torch.from_numpy(output.predictions["ner"]), viterbi)
+    assert torch.equal(torch.from_numpy(output.predictions["intent"]), logits["intent"].argmax(-1))
+    assert torch.equal(torch.from_numpy(output.label_ids["ner"]), batch["ner_labels"])
+
+    labels = batch["intent_labels"].numpy()
+    assert output.metrics["test_intent_accuracy"] == pytest.approx((output.predictions["intent"] == labels).mean())
+    gold = [[NER_TAGS[i] for i in row[row != -100]] for row in batch["ner_labels"]]
+    predicted = [[NER_TAGS[i] for i in row[row != -100]] for row in viterbi]
+    assert output.metrics["test_entity_f1"] == pytest.approx(f1_score(gold, predicted))
+    assert "eval_sentence_accuracy" in trainer.evaluate()
+
+
+def test_predict_without_labels_tags_every_attended_token(tokenizer, tmp_path):
+    trainer = make_trainer(tokenizer, tmp_path)
+    unlabelled = tokenize(tokenizer, repeat=1).remove_columns(["intent_labels", "ner_labels"])
+    output = trainer.predict(unlabelled)
+    assert output.label_ids is None
+    attention = make_collator(tokenizer)(unlabelled.to_list())["attention_mask"].numpy()
+    assert ((output.predictions["ner"] != -100) == attention.astype(bool)).all()
+    assert output.predictions["intent"].shape == (len(unlabelled),)
+
+
+def test_arguments_parse_from_the_command_line():
+    parser = HfArgumentParser(MultiTaskTrainingArguments)
+    (args,) = parser.parse_args_into_dataclasses(
+        [
+            "--output_dir",
+            "out",
+            "--task_weights",
+            json.dumps({"intent": 2, "ner": 0.5}),
+            "--layerwise_lr_decay",
+            "0.8",
+            "--head_learning_rate",
+            "1e-3",
+            "--freeze_layers",
+            "2",
+            "--freeze_heads",
+            "ner",
+            "--uncertainty_weighting",
+            "false",
+        ]
+    )
+    assert args.task_weights == {"intent": 2, "ner": 0.5}
+    assert (args.layerwise_lr_decay, args.head_learning_rate, args.freeze_layers) == (0.8, 1e-3, 2)
+    assert args.freeze_heads == ["ner"] and args.uncertainty_weighting is False
+    (defaults,) = parser.parse_args_into_dataclasses(["--output_dir", "out", "--freeze_backbone"])
+    assert defaults.freeze_backbone and defaults.task_weights is None and defaults.uncertainty_weighting is None
+    assert defaults.layerwise_lr_decay == 1.0 and defaults.freeze_heads == [] and defaults.freeze_layers == 0
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(task_weights='{"intent": "heavy"}'), "task_weights\\['intent'\\]"),
+        (dict(task_weights={"intent": 1.0}, uncertainty_weighting=True), "not both"),
+        (dict(layerwise_lr_decay=0.0), "layerwise_lr_decay"),
+        (dict(freeze_layers=-1), "freeze_layers"),
+    ],
+)
+def test_bad_arguments_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        MultiTaskTrainingArguments(output_dir="out", **settings)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(freeze_heads=["slots"]), "freeze_heads.*slots"),
+        (dict(task_weights={"slots": 1.0}), "slots"),
+        (dict(freeze_layers=3), "only 2 layers"),
+    ],
+)
+def test_settings_that_do_not_fit_the_model_are_named(tokenizer, tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        make_trainer(tokenizer, tmp_path, **settings)

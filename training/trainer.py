@@ -1,0 +1,317 @@
+"""`MultiTaskTrainer`: the transformers `Trainer` for the joint loss, with per-task logs, LLRD, freezing and metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import evaluate
+import torch
+from torch import nn
+from transformers import EvalPrediction, Trainer
+from transformers.trainer_optimizer import is_optimizer_factory
+
+from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
+
+from .training_args import MultiTaskTrainingArguments
+
+IGNORE_INDEX = -100
+UNKNOWN_LABEL = "UNK"
+METRICS_PATH = Path(__file__).parent / "metrics" / "multitask_metrics"
+# `encoder.layer.3.` (BERT, RoBERTa, ELECTRA, MPNet, DeBERTa), `transformer.layer.3.` (DistilBERT), `layers.3.`
+# (ModernBERT), `block.3.` (T5 encoders): the first such index in a parameter name is its encoder layer.
+LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|block|blocks)\.(\d+)\.")
+
+
+class TaskLossTracker:
+    """Sums each task's loss over the batches that label it (no device sync per step) until the means are read."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
+
+    def add(self, losses: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor]) -> None:
+        for task, loss in losses.items():
+            labelled = (inputs[f"{task}_labels"] != IGNORE_INDEX).any().to(loss.dtype)
+            self.sums[task] = self.sums.get(task, 0.0) + loss.detach() * labelled
+            self.counts[task] = self.counts.get(task, 0.0) + labelled
+
+    def pop_means(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        """Mean loss per task across processes (`reduce` sums a tensor over them), then start again."""
+        if not self.sums:
+            return {}
+        tasks = list(self.sums)
+        totals = reduce(torch.stack([self.sums[task] for task in tasks] + [self.counts[task] for task in tasks]))
+        self.sums, self.counts = {}, {}
+        sums, counts = totals[: len(tasks)].tolist(), totals[len(tasks) :].tolist()
+        return {f"loss_{task}": total / count for task, total, count in zip(tasks, sums, counts, strict=True) if count}
+
+
+def encoder_layer_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
+    """
+    Depth of every backbone parameter and the number of encoder layers: 0 for the embeddings, `i + 1` for layer `i`,
+    and the top depth for the rest (parameters shared by all layers or after the last one, like final norms).
+    """
+    names = [name for name, _ in backbone.named_parameters()]
+    layer_of = {name: int(match.group(1)) for name in names if (match := LAYER_INDEX.search(name))}
+    num_layers = max(layer_of.values()) + 1 if layer_of else 0
+    depths = {}
+    for name in names:
+        if name in layer_of:
+            depths[name] = layer_of[name] + 1
+        elif "embed" in name:
+            depths[name] = 0
+        else:
+            depths[name] = num_layers
+    return depths, num_layers
+
+
+def backbone_group_name(name: str) -> str:
+    """`layer_<i>` for encoder layer `i`, `embeddings`, or `encoder` for the rest of the backbone."""
+    if match := LAYER_INDEX.search(name):
+        return f"layer_{match.group(1)}"
+    return "embeddings" if "embed" in name else "encoder"
+
+
+def configure_model(model: MultiTaskBertModel, args: MultiTaskTrainingArguments) -> MultiTaskBertModel:
+    """Apply the task weighting and freezing of `args` to `model` (in place; applying twice changes nothing)."""
+    config = model.config
+    if args.uncertainty_weighting is not None and args.uncertainty_weighting != config.uncertainty_weighting:
+        config.uncertainty_weighting = args.uncertainty_weighting
+        reference = next(model.parameters())
+        model.log_task_variances = (
+            nn.Parameter(torch.zeros(len(config.tasks), dtype=reference.dtype, device=reference.device))
+            if args.uncertainty_weighting
+            else None
+        )
+    if args.task_weights is not None:
+        if config.uncertainty_weighting:
+            raise ValueError(
+                "`task_weights` are ignored while the model learns uncertainty weights; pass "
+                "`uncertainty_weighting=False` to use fixed weights."
+            )
+        config.task_weights = dict(args.task_weights)
+        config.validate_tasks()
+
+    unknown_heads = sorted(set(args.freeze_heads) - set(config.tasks))
+    if unknown_heads:
+        raise ValueError(f"`freeze_heads` names tasks that do not exist: {unknown_heads}; tasks: {list(config.tasks)}.")
+    depths, num_layers = encoder_layer_depths(model.backbone)
+    if args.freeze_layers and not num_layers:
+        raise ValueError(
+            f"Cannot find the layers of the {type(model.backbone).__name__} encoder to freeze (no parameter named like "
+            "`encoder.layer.N.`); use `freeze_backbone` instead of `freeze_layers`."
+        )
+    if args.freeze_layers > num_layers:
+        raise ValueError(f"`freeze_layers={args.freeze_layers}` but the encoder has only {num_layers} layers.")
+    for name, parameter in model.backbone.named_parameters():
+        if args.freeze_backbone or (args.freeze_layers and depths[name] <= args.freeze_layers):
+            parameter.requires_grad_(False)
+    for task in args.freeze_heads:
+        frozen = [model.heads[task]] + ([model.crfs[task]] if task in model.crfs else [])
+        for module in frozen:
+            module.requires_grad_(False)
+    return model
+
+
+class MultiTaskTrainer(Trainer):
+    """
+    [`~transformers.Trainer`] for [`MultiTaskBertModel`] with [`MultiTaskTrainingArguments`]:
+
+    - the loss is the model's joint loss; `loss_<task>` (mean over the logging interval) joins every training log and
+      `eval_loss_<task>` the evaluation metrics;
+    - the optimizer has layer-wise learning-rate decay over the encoder, its own rate for the heads, no weight decay
+      on biases, norms and uncertainty weights, and no state for frozen parameters;
+    - evaluation and prediction return ids, not logits: `{task: ids}` for predictions and labels (CRF heads decoded
+      by Viterbi, tokens without a label `-100`), ready for [`build_compute_metrics`].
+
+    Evaluation decodes tags where `<task>_labels` is not `-100`; without labels (plain `predict()`), every attended
+    token is tagged.
+    """
+
+    def __init__(
+        self, model: MultiTaskBertModel | None = None, args: MultiTaskTrainingArguments | None = None, **kwargs
+    ):
+        if args is not None and not isinstance(args, MultiTaskTrainingArguments):
+            raise TypeError(f"MultiTaskTrainer needs MultiTaskTrainingArguments, got {type(args).__name__}.")
+        if kwargs.get("compute_loss_func") is not None:
+            raise ValueError("MultiTaskTrainer trains on the model's joint loss; it takes no `compute_loss_func`.")
+        super().__init__(model=model, args=args or MultiTaskTrainingArguments(), **kwargs)
+        if self.args.label_smoothing_factor:
+            raise ValueError("MultiTaskTrainer does not support `label_smoothing_factor`; the model computes its loss.")
+        if self.model_init is None:
+            configure_model(self.model, self.args)
+        tasks = self.model.config.tasks
+        if self.args.label_names is None:
+            self.label_names = [f"{task}_labels" for task in tasks]
+        unknown = sorted(name for name in self.label_names if name.removesuffix("_labels") not in tasks)
+        if unknown:
+            raise ValueError(
+                f"`label_names` {unknown} match no task; expected `<task>_labels` for tasks {list(tasks)}."
+            )
+        # The model's `**<task>_labels` are targets, not loss kwargs such as `num_items_in_batch`.
+        self.model_accepts_loss_kwargs = False
+        self._train_task_losses = TaskLossTracker()
+        self._eval_task_losses = TaskLossTracker()
+
+    def call_model_init(self, trial=None) -> MultiTaskBertModel:
+        return configure_model(super().call_model_init(trial), self.args)
+
+    def train(self, *args, **kwargs):
+        self._train_task_losses = TaskLossTracker()  # nothing left over from an earlier run
+        return super().train(*args, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        if outputs.loss is None:
+            raise ValueError(
+                f"The batch has no task labels (inputs: {sorted(inputs)}); give at least one of "
+                f"{self.label_names} to train or evaluate a loss."
+            )
+        tracker = self._train_task_losses if model.training else self._eval_task_losses
+        tracker.add(outputs.losses, inputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            logs.update(self._train_task_losses.pop_means(self._sum_over_processes))
+            model = self.accelerator.unwrap_model(self.model)
+            if model.log_task_variances is not None:
+                weights = torch.exp(-model.log_task_variances.detach()).tolist()
+                logs.update(
+                    {f"uncertainty_weight_{task}": w for task, w in zip(model.config.tasks, weights, strict=True)}
+                )
+        super().log(logs, start_time)
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        self._eval_task_losses = TaskLossTracker()
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        task_losses = self._eval_task_losses.pop_means(self._sum_over_processes)
+        output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in task_losses.items()})
+        return output
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        labels = {
+            name.removesuffix("_labels"): inputs[name] for name in self.label_names if inputs.get(name) is not None
+        }
+        with torch.no_grad(), self.compute_loss_context_manager():
+            if labels:
+                loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+                loss = loss.detach().mean()
+            else:
+                loss, outputs = None, model(**inputs)
+        if prediction_loss_only:
+            return loss, None, None
+        predictions = self._prediction_ids(model, outputs.logits, inputs, labels)
+        return loss, predictions, labels or None
+
+    def _prediction_ids(self, model, logits: dict, inputs: dict, labels: dict) -> dict[str, torch.Tensor]:
+        unwrapped = self.accelerator.unwrap_model(model)
+        predictions = {}
+        for task, task_logits in logits.items():
+            if task in unwrapped.config.sentence_tasks:
+                predictions[task] = task_logits.argmax(dim=-1)
+                continue
+            if task in labels:
+                mask = labels[task] != IGNORE_INDEX
+            else:
+                mask = inputs.get("attention_mask", torch.ones(task_logits.shape[:2], device=task_logits.device))
+            predictions[task] = unwrapped.decode_tags(task, task_logits, mask)
+        return predictions
+
+    def _sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(tensor.to(self.args.device), reduction="sum").cpu()
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            opt_model = self.model if model is None else model
+            if self.optimizer_cls_and_kwargs is not None:
+                optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+            else:
+                optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            if is_optimizer_factory(optimizer_cls) or {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
+                raise ValueError(
+                    f"`optim={self.args.optim}` builds its own parameter groups, which MultiTaskTrainer cannot combine "
+                    "with layer-wise learning rates and head learning rates; choose e.g. `adamw_torch`."
+                )
+            self.optimizer = optimizer_cls(self.parameter_groups(opt_model), **optimizer_kwargs)
+        return self.optimizer
+
+    def parameter_groups(self, model: nn.Module) -> list[dict]:
+        """
+        Optimizer groups of the trainable parameters, named `embeddings`, `layer_<i>`, `encoder` (the rest of the
+        backbone, at the top layer's rate) and `heads` (task heads, CRFs, uncertainty weights), each split by weight
+        decay (`*_no_decay`: biases, norms, uncertainty weights).
+        """
+        unwrapped = self.accelerator.unwrap_model(model)
+        depths, num_layers = encoder_layer_depths(unwrapped.backbone)
+        if self.args.layerwise_lr_decay != 1.0 and not num_layers:
+            raise ValueError(
+                f"Cannot find the layers of the {type(unwrapped.backbone).__name__} encoder (no parameter named like "
+                "`encoder.layer.N.`); set `layerwise_lr_decay=1.0`."
+            )
+        decay_names = set(self.get_decay_parameter_names(unwrapped)) - {"log_task_variances"}
+        head_lr = self.args.learning_rate if self.args.head_learning_rate is None else self.args.head_learning_rate
+        groups: dict[str, dict] = {}
+        order: dict[str, tuple[int, str]] = {}
+        for name, parameter in unwrapped.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            if name.startswith("backbone."):
+                depth = depths[name.removeprefix("backbone.")]
+                group_name = backbone_group_name(name)
+                lr = self.args.learning_rate * self.args.layerwise_lr_decay ** (num_layers - depth)
+            else:
+                group_name, lr, depth = "heads", head_lr, -1
+            decays = name in decay_names
+            key = group_name if decays else f"{group_name}_no_decay"
+            group = groups.setdefault(
+                key, {"name": key, "params": [], "lr": lr, "weight_decay": self.args.weight_decay if decays else 0.0}
+            )
+            group["params"].append(parameter)
+            order.setdefault(key, (-depth, key))
+        # Top of the encoder first: the Trainer logs the first group's rate as `learning_rate`.
+        return [groups[key] for key in sorted(groups, key=order.get)]
+
+
+def build_compute_metrics(
+    config: MultiTaskBertConfig, unknown_label: str = UNKNOWN_LABEL
+) -> Callable[[EvalPrediction], dict[str, float]]:
+    """
+    `compute_metrics` for [`MultiTaskTrainer`]: turns its `{task: ids}` predictions and labels into the
+    `multitask_metrics` scores (intent accuracy, seqeval entity P/R/F1, sentence accuracy), naming labels from
+    `config`'s `intent` and `ner` tasks. Label `-100` marks what is not annotated; a gold `unknown_label` is never
+    right.
+    """
+    metric = evaluate.load(str(METRICS_PATH), keep_in_memory=True)
+    intent_names = config.task_labels("intent") if "intent" in config.tasks else None
+    tag_names = config.task_labels("ner") if "ner" in config.tasks else None
+
+    def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
+        predictions, references = eval_prediction.predictions, eval_prediction.label_ids
+        if not isinstance(predictions, dict) or not isinstance(references, dict):
+            raise TypeError("compute_metrics expects `{task: ids}` predictions and labels, as MultiTaskTrainer gives.")
+        num_examples = len(next(iter(references.values())))
+        predicted = [{"intent": "", "tags": []} for _ in range(num_examples)]
+        gold = [{"intent": "", "tags": []} for _ in range(num_examples)]
+        if intent_names is not None and "intent" in references:
+            for index, (predicted_id, gold_id) in enumerate(
+                zip(predictions["intent"], references["intent"], strict=True)
+            ):
+                predicted[index]["intent"] = intent_names[predicted_id]
+                if gold_id != IGNORE_INDEX:
+                    gold[index]["intent"] = intent_names[gold_id]
+        if tag_names is not None and "ner" in references:
+            for index, (predicted_ids, gold_ids) in enumerate(zip(predictions["ner"], references["ner"], strict=True)):
+                labelled = gold_ids != IGNORE_INDEX
+                if (predicted_ids[labelled] < 0).any():
+                    raise ValueError(f"Example {index} has no predicted tag at some labelled tokens.")
+                predicted[index]["tags"] = [tag_names[i] for i in predicted_ids[labelled]]
+                gold[index]["tags"] = [tag_names[i] for i in gold_ids[labelled]]
+        return metric.compute(predictions=predicted, references=gold, unknown_label=unknown_label)
+
+    return compute_metrics

@@ -1,0 +1,86 @@
+"""`TrainingArguments` plus what joint training needs: task weighting, layer-wise learning rates and freezing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class MultiTaskTrainingArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`MultiTaskTrainer`]; every extra field also parses with
+    [`~transformers.HfArgumentParser`] (`--task_weights '{"intent": 1.0, "ner": 0.5}'`, `--freeze_heads ner`).
+
+    Args:
+        task_weights (`dict` or `str`, *optional*):
+            Weight of each task's loss in the joint loss (tasks not named weigh 1.0); a JSON string on the command
+            line. `None` keeps the model config's weights.
+        uncertainty_weighting (`bool`, *optional*):
+            Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018). `None` keeps the model
+            config's choice.
+        layerwise_lr_decay (`float`, defaults to 1.0):
+            The top encoder layer learns at `learning_rate`, each layer below at the rate above times this factor,
+            the embeddings lowest. 1.0 turns it off.
+        head_learning_rate (`float`, *optional*):
+            Learning rate of the task heads, CRFs and uncertainty weights; defaults to `learning_rate`.
+        freeze_backbone (`bool`, defaults to `False`):
+            Train only the heads (the encoder's weights get no gradient and no optimizer state).
+        freeze_layers (`int`, defaults to 0):
+            Freeze the embeddings and the lowest `freeze_layers` encoder layers.
+        freeze_heads (`list[str]`, defaults to `[]`):
+            Task heads (and their CRFs) to keep as they are, e.g. `["ner"]` to train only the intent side.
+    """
+
+    _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "task_weights"]
+
+    task_weights: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": 'Weight of each task\'s loss, as JSON: \'{"intent": 1.0, "ner": 0.5}\'. Default: the model '
+            "config's weights (1.0 each)."
+        },
+    )
+    uncertainty_weighting: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Learn the task weights as homoscedastic uncertainties (true/false). Default: the model config's "
+            "choice."
+        },
+    )
+    layerwise_lr_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "Each encoder layer learns at the rate of the layer above times this factor (embeddings lowest); "
+            "1.0 turns it off."
+        },
+    )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the task heads, CRFs and uncertainty weights. Default: learning_rate."},
+    )
+    freeze_backbone: bool = field(default=False, metadata={"help": "Train only the task heads."})
+    freeze_layers: int = field(
+        default=0, metadata={"help": "Freeze the embeddings and this many of the lowest encoder layers."}
+    )
+    freeze_heads: list[str] = field(
+        default_factory=list, metadata={"help": "Task heads (with their CRFs) to keep frozen, e.g. ner."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.task_weights is not None:
+            if not isinstance(self.task_weights, dict):
+                raise ValueError(f"`task_weights` must be a JSON object of task -> weight, got {self.task_weights!r}.")
+            for task, weight in self.task_weights.items():
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                    raise ValueError(f"`task_weights[{task!r}]` must be a number >= 0, got {weight!r}.")
+            if self.uncertainty_weighting:
+                raise ValueError("Give either `task_weights` or `uncertainty_weighting`, not both.")
+        if not 0.0 < self.layerwise_lr_decay <= 1.0:
+            raise ValueError(f"`layerwise_lr_decay` must be in (0, 1], got {self.layerwise_lr_decay}.")
+        if self.head_learning_rate is not None and self.head_learning_rate < 0:
+            raise ValueError(f"`head_learning_rate` must be >= 0, got {self.head_learning_rate}.")
+        if self.freeze_layers < 0:
+            raise ValueError(f"`freeze_layers` must be >= 0, got {self.freeze_layers}.")
