@@ -1,7 +1,9 @@
-"""The `joint-intent-ner` pipeline: output format, exact spans, windows over long texts, CRF decoding and remote code."""
+"""The `joint-intent-ner` pipeline: output format, exact spans, windows over long texts, CRF decoding, remote code,
+and the `multitask-bert predict` command built on it."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -11,6 +13,7 @@ from transformers import pipeline
 
 from conftest import INTENTS, run_without_project, tiny_encoder_config, tiny_model
 from multitask_bert.modeling import JointIntentNerPipeline
+from multitask_bert.training import cli
 
 # As the data loaders and JointBERT label files make them: a prefix-less `PAD`, `O`, BIO tags, `UNK` last.
 TAGS = ["PAD", "O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON", "UNK"]
@@ -233,3 +236,48 @@ def test_saved_pipeline_runs_as_remote_code_with_exact_spans_and_batching(tmp_pa
 
 def test_pipeline_class_is_exported(mixed_pipe):
     assert isinstance(mixed_pipe, JointIntentNerPipeline)
+
+
+# `multitask-bert predict`
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(tmp_path_factory, tokenizer):
+    model_dir = tmp_path_factory.mktemp("predict") / "model"
+    mixed_tags_model().save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    return model_dir
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_predict_texts_file_and_stdin(saved_model_dir, tmp_path, capsys, monkeypatch):
+    assert cli.main(["predict", str(saved_model_dir), "call Anna at 5pm", "café 🎉"]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["text"] for line in lines] == ["call Anna at 5pm", "café 🎉"]
+
+    utterances = tmp_path / "utterances.txt"
+    utterances.write_text("wake me at 7\n\nremind Bob\n", encoding="utf-8")
+    assert cli.main(["predict", str(saved_model_dir), "--file", str(utterances), "--top-k", "2"]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["text"] for line in lines] == ["wake me at 7", "", "remind Bob"]
+    assert all(len(line["intent"]) == 2 for line in lines)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("one\ntwo three\n"))
+    assert cli.main(["predict", str(saved_model_dir), "--embedding"]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["text"] for line in lines] == ["one", "two three"]
+    assert all(len(line["sentence_embedding"]) == 32 for line in lines)
+
+
+def test_predict_matches_the_pipeline(saved_model_dir, tokenizer, capsys):
+    texts = ["call Anna at 5pm tomorrow", "set a timer for ten minutes"]
+    assert cli.main(["predict", str(saved_model_dir), *texts]) == 0
+    assert json_lines(capsys.readouterr().out) == make_pipeline(mixed_tags_model(), tokenizer)(texts)
+
+
+def test_predict_reports_a_missing_file(saved_model_dir, tmp_path, capsys):
+    assert cli.main(["predict", str(saved_model_dir), "--file", str(tmp_path / "absent.txt")]) == 2
+    assert "absent.txt" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""`multitask-bert predict`: intent, entities (and optionally the embedding) of texts, one JSON line per text.
+
+    multitask-bert predict MODEL_DIR "wake me at 7" "call Anna"
+    multitask-bert predict MODEL_DIR --file utterances.txt
+    cat utterances.txt | multitask-bert predict MODEL_DIR        (or `-` as the only text)
+
+MODEL_DIR is a saved model, or a folder written by `multitask-bert export --onnx` (then onnxruntime runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from transformers import AutoTokenizer, Pipeline, pipeline
+
+from multitask_bert.modeling import MultiTaskBertModel
+from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK
+from multitask_bert.training.export import ONNX_FILE, OnnxMultiTaskModel
+
+
+def load_pipeline(model_dir: str | Path, onnx_file: str | None = None, device: str | None = None) -> Pipeline:
+    """The `joint-intent-ner` pipeline over a saved model, or over an ONNX export (`onnx_file`, or a folder that holds
+    `model.onnx` and no PyTorch weights)."""
+    model_path = Path(model_dir)
+    if onnx_file is None and (model_path / ONNX_FILE).is_file() and not (model_path / "model.safetensors").is_file():
+        onnx_file = ONNX_FILE
+    if onnx_file is not None:
+        model = OnnxMultiTaskModel.from_pretrained(model_path, file_name=onnx_file)
+    else:
+        model = MultiTaskBertModel.from_pretrained(str(model_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    return pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer, device=device)
+
+
+def read_texts(texts: list[str], file: str | None) -> Iterator[str]:
+    """The texts given, else the lines of `file`, else the lines of stdin (`-`, or no texts and stdin not a tty)."""
+    if file is not None:
+        with open(file, encoding="utf-8") as lines:
+            yield from (line.rstrip("\r\n") for line in lines)
+    elif texts == ["-"] or (not texts and not sys.stdin.isatty()):
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+    else:
+        yield from texts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="multitask-bert predict",
+        description="Print intent and entities of each text as one JSON line (line i answers input line i).",
+    )
+    parser.add_argument("model", help="saved model folder or Hub id, or a folder written by `export --onnx`")
+    parser.add_argument("texts", nargs="*", help="texts to label; `-` or none: read lines from stdin")
+    parser.add_argument("--file", help="read one text per line from this file (empty lines give empty results)")
+    parser.add_argument(
+        "--onnx-file",
+        help=f"run this ONNX file of MODEL's folder (e.g. model_int8.onnx); default: "
+        f"{ONNX_FILE} when the folder has no PyTorch weights",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--top-k", type=int, help="list the k best intents instead of the best one")
+    parser.add_argument("--embedding", action="store_true", help="add the sentence embedding to each line")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the pipeline's choice)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.file is not None and args.texts:
+        print("error: give texts or --file, not both", file=sys.stderr)
+        return 2
+    if args.file is None and not args.texts and sys.stdin.isatty():
+        print("error: no texts: give them as arguments, with --file, or on stdin", file=sys.stderr)
+        return 2
+    if args.file is not None and not Path(args.file).is_file():
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    try:
+        predictor = load_pipeline(args.model, args.onnx_file, args.device)
+        options = {"batch_size": args.batch_size, "return_embedding": args.embedding}
+        if args.top_k is not None:
+            options["top_k"] = args.top_k
+        for result in predictor(read_texts(args.texts, args.file), **options):
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
