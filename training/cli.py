@@ -11,8 +11,6 @@ from importlib.metadata import version
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("multitask_bert.training.commands:train", "fine-tune a model (default: embedded data, packaged backbone)"),
     "evaluate": ("multitask_bert.training.commands:evaluate_model", "score a trained model on a data split"),
-    "train": ("multitask_bert.training.commands:train", "fine-tune a model (default: embedded data, packaged backbone)"),
-    "evaluate": ("multitask_bert.training.commands:evaluate_model", "score a trained model on a data split"),
     "export": ("multitask_bert.training.export:main", "export a saved model to ONNX (optionally int8) and check it"),
     "predict": ("multitask_bert.training.predict:main", "print intent and entities of texts as JSON lines"),
     "card": ("multitask_bert.hub_card.model_card:main", "write the model card of a saved model folder"),
