@@ -196,7 +196,7 @@ def write_card(
         synthetic_data=data_args.data is None,
         hyperparameters=extract_hyperparameters_from_trainer(trainer),
         base_model=hub_base_model(model_args.backbone),
-        widget_examples=dataset["test"]["text"][:2] if "test" in dataset else None,
+        widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
     )
 
 
@@ -205,7 +205,7 @@ def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None
     from transformers import pipeline
 
     split = dataset["test"] if "test" in dataset else next(iter(dataset.values()))
-    texts = split.select(range(min(count, len(split))))["text"]
+    texts = list(split.select(range(min(count, len(split))))["text"])
     nlu = pipeline("joint-intent-ner", model=str(model_dir), trust_remote_code=True)
     print("\nExample predictions:")
     for prediction in nlu(texts):
