@@ -83,15 +83,17 @@ class JointIntentNerPipeline(ChunkPipeline):
 
     def default_max_length(self) -> int:
         """Tokens per window: the smaller of the tokenizer's and the encoder's maximum length."""
-        positions = (
-            getattr(self.model.config.encoder, "max_position_embeddings", None) or self.tokenizer.model_max_length
-        )
-        return min(self.tokenizer.model_max_length, positions)
+        return min(self.tokenizer.model_max_length, self._encoder_positions() or self.tokenizer.model_max_length)
+
+    def _encoder_positions(self) -> int | None:
+        return getattr(self.model.config.encoder, "max_position_embeddings", None)
 
     def preprocess(self, text: str, max_length: int | None = None, stride: int | None = None):
         if not isinstance(text, str):
             raise TypeError(f"The joint-intent-ner pipeline takes strings, got a {type(text).__name__}: {text!r:.80}")
         max_length = max_length or self.default_max_length()
+        if self._encoder_positions() and max_length > self._encoder_positions():
+            raise ValueError(f"`max_length` {max_length} exceeds the encoder's {self._encoder_positions()} positions.")
         room = max_length - self.tokenizer.num_special_tokens_to_add()
         stride = room // 4 if stride is None else stride
         if not 0 <= stride < room:

@@ -108,6 +108,8 @@ def test_bad_input_is_named(mixed_pipe):
         mixed_pipe("x", top_k=0)
     with pytest.raises(ValueError, match="stride"):
         mixed_pipe("x", max_length=16, stride=14)
+    with pytest.raises(ValueError, match="exceeds the encoder's 128 positions"):
+        mixed_pipe("x", max_length=256)
     assert mixed_pipe([]) == []
 
 
