@@ -61,6 +61,10 @@ class DataArguments:
     label_all_subtokens: bool = field(
         default=False, metadata={"help": "Train every sub-token on its word's tag, not only the first sub-token."}
     )
+    tasks: list[str] = field(
+        default_factory=lambda: ["intent", "ner"],
+        metadata={"help": "Tasks to train, e.g. `--tasks intent` for an intent-only model."},
+    )
 
 
 @dataclass
@@ -94,7 +98,9 @@ def train(argv: list[str]) -> int:
     if "train" not in dataset:
         raise ValueError(f"The data has no train split (it has {list(dataset)}).")
     backbone = model_args.backbone or default_backbone_path()
-    labels = task_label_lists(dataset)
+    labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
+    if not labels:
+        raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
     model = MultiTaskBertModel.from_backbone(
         backbone,
         intent_labels=labels.get("intent"),
@@ -105,6 +111,8 @@ def train(argv: list[str]) -> int:
     )
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
+    untrained = [f"{task}_labels" for task in ("intent", "ner") if task not in labels]
+    features = features.remove_columns(untrained) if untrained else features
     eval_split = "validation" if "validation" in features else None
     if eval_split is None:
         training_args.eval_strategy = "no"
@@ -187,12 +195,16 @@ def write_card(
     model_args: ModelArguments,
 ) -> None:
     """The model card (README.md), loss plot and card inputs, filled from this run."""
+    model_tasks = trainer.model.config.tasks
     write_model_card(
         output_dir,
         eval_results=results,
         log_history=trainer.state.log_history,
         dataset_name=data_args.data or "multitask-bert synthetic scheduler data",
-        dataset_summary=summarize_dataset(dataset),
+        dataset_summary={
+            split: {key: value for key, value in counts.items() if key == "examples" or key in model_tasks}
+            for split, counts in summarize_dataset(dataset).items()
+        },
         synthetic_data=data_args.data is None,
         hyperparameters=extract_hyperparameters_from_trainer(trainer),
         base_model=hub_base_model(model_args.backbone),
@@ -209,7 +221,8 @@ def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None
     nlu = pipeline("joint-intent-ner", model=str(model_dir), trust_remote_code=True)
     print("\nExample predictions:")
     for prediction in nlu(texts):
-        entities = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction["entities"])
+        found = prediction.get("entities", [])
+        entities = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in found)
         print(
             f"  {prediction['text']!r}\n    intent {prediction['intent']['label']} "
             f"({prediction['intent']['score']:.2f}); entities: {entities or 'none'}"
