@@ -110,6 +110,8 @@ def train(argv: list[str]) -> int:
         classifier_dropout=model_args.classifier_dropout,
     )
     tokenizer = AutoTokenizer.from_pretrained(backbone)
+    # Saved with the model: the pipeline and sentence-transformers then read texts in windows of the trained length.
+    tokenizer.model_max_length = data_args.max_length
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
     untrained = [f"{task}_labels" for task in ("intent", "ner") if task not in labels]
     features = features.remove_columns(untrained) if untrained else features
