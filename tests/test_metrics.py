@@ -60,6 +60,17 @@ def test_intent_and_sentence_accuracy(metric):
     )
     assert result["intent_accuracy"] == pytest.approx(2 / 3)
     assert result["sentence_accuracy"] == pytest.approx(1 / 3)
+    assert result["entity_TIME_support"] == 3
+
+
+def test_per_type_scores_can_be_left_out(metric):
+    result = metric.compute(
+        predictions=examples(["alarm"], [["O", "B-TIME"]]),
+        references=examples(["alarm"], [["B-PERSON", "B-TIME"]]),
+        per_type=False,
+    )
+    assert set(result) == {"intent_accuracy", "entity_precision", "entity_recall", "entity_f1", "sentence_accuracy"}
+    assert (result["entity_precision"], result["entity_recall"]) == (1.0, 0.5)
 
 
 def test_a_gold_unk_is_never_right(metric):

@@ -279,13 +279,13 @@ class MultiTaskTrainer(Trainer):
 
 
 def build_compute_metrics(
-    config: MultiTaskBertConfig, unknown_label: str = UNKNOWN_LABEL
+    config: MultiTaskBertConfig, per_type: bool = True, unknown_label: str = UNKNOWN_LABEL
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """
     `compute_metrics` for [`MultiTaskTrainer`]: turns its `{task: ids}` predictions and labels into the
     `multitask_metrics` scores (intent accuracy, seqeval entity P/R/F1, sentence accuracy), naming labels from
     `config`'s `intent` and `ner` tasks. Label `-100` marks what is not annotated; a gold `unknown_label` is never
-    right.
+    right. `per_type=False` leaves out the `entity_<TYPE>_*` scores (four per entity type) to keep logs short.
     """
     metric = evaluate.load(str(METRICS_PATH), keep_in_memory=True)
     intent_names = config.task_labels("intent") if "intent" in config.tasks else None
@@ -312,6 +312,6 @@ def build_compute_metrics(
                     raise ValueError(f"Example {index} has no predicted tag at some labelled tokens.")
                 predicted[index]["tags"] = [tag_names[i] for i in predicted_ids[labelled]]
                 gold[index]["tags"] = [tag_names[i] for i in gold_ids[labelled]]
-        return metric.compute(predictions=predicted, references=gold, unknown_label=unknown_label)
+        return metric.compute(predictions=predicted, references=gold, unknown_label=unknown_label, per_type=per_type)
 
     return compute_metrics

@@ -18,8 +18,8 @@ class MultiTaskTrainingArguments(TrainingArguments):
             Weight of each task's loss in the joint loss (tasks not named weigh 1.0); a JSON string on the command
             line. `None` keeps the model config's weights.
         uncertainty_weighting (`bool`, *optional*):
-            Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018). `None` keeps the model
-            config's choice.
+            Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018); `--uncertainty_weighting
+            true` on the command line. `None` keeps the model config's choice.
         layerwise_lr_decay (`float`, defaults to 1.0):
             The top encoder layer learns at `learning_rate`, each layer below at the rate above times this factor,
             the embeddings lowest. 1.0 turns it off.

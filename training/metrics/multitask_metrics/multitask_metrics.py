@@ -24,6 +24,7 @@ Args:
     predictions: one `{"intent": str, "tags": list[str]}` per example (tags in BIO, one per word).
     references: the same for the gold annotation; `intent` `""` or `tags` `[]` where that part is not annotated.
     unknown_label: the label that marks references unseen in training (default `"UNK"`).
+    per_type: whether to add the `entity_<TYPE>_*` scores (default `True`).
 Returns:
     a flat dict of floats (and integer `entity_<TYPE>_support` counts).
 Examples:
@@ -64,7 +65,7 @@ class MultitaskMetrics(evaluate.Metric):
             reference_urls=["https://github.com/chakki-works/seqeval"],
         )
 
-    def _compute(self, predictions, references, unknown_label="UNK"):
+    def _compute(self, predictions, references, unknown_label="UNK", per_type=True):
         results = {}
         intent_pairs = [(p["intent"], r["intent"]) for p, r in zip(predictions, references, strict=True) if r["intent"]]
         if intent_pairs:
@@ -83,6 +84,7 @@ class MultitaskMetrics(evaluate.Metric):
                 entity_scores(
                     [mask_predicted_unknowns(predicted, unknown_label) for predicted, _ in tagged],
                     [unknown_as_entity(gold, unknown_label) for _, gold in tagged],
+                    per_type,
                 )
             )
 
@@ -125,17 +127,19 @@ def unknown_as_entity(tags, unknown_label):
     return converted
 
 
-def entity_scores(predicted_tags, gold_tags):
+def entity_scores(predicted_tags, gold_tags, per_type):
     precision, recall, f1, _ = precision_recall_fscore_support(
         gold_tags, predicted_tags, average="micro", zero_division=0
     )
     scores = {"entity_precision": float(precision), "entity_recall": float(recall), "entity_f1": float(f1)}
+    if not per_type:
+        return scores
     # Per type, in seqeval's order (as in its classification_report).
     entity_types = sorted(
         {entity_type for tags in (gold_tags, predicted_tags) for entity_type, _, _ in get_entities(tags)}
     )
-    per_type = precision_recall_fscore_support(gold_tags, predicted_tags, average=None, zero_division=0)
-    for entity_type, precision, recall, f1, support in zip(entity_types, *per_type, strict=True):
+    type_scores = precision_recall_fscore_support(gold_tags, predicted_tags, average=None, zero_division=0)
+    for entity_type, precision, recall, f1, support in zip(entity_types, *type_scores, strict=True):
         scores[f"entity_{entity_type}_precision"] = float(precision)
         scores[f"entity_{entity_type}_recall"] = float(recall)
         scores[f"entity_{entity_type}_f1"] = float(f1)
