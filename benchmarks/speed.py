@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,16 +38,17 @@ def load_utterances(data_dir: Path) -> list[str]:
     return load_default_dataset()["test"]["text"]
 
 
-def interleaved_medians(candidates: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Run each candidate once to warm up, then `repeats` rounds alternating between them; median seconds each."""
+def interleaved_medians(candidates: dict[str, Callable[[], float | None]], repeats: int) -> dict[str, float]:
+    """Run each candidate once to warm up, then `repeats` rounds alternating between them; median seconds each.
+    A candidate that returns a number reports its own timed part (e.g. training without the setup)."""
     for run in candidates.values():
         run()
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, run in candidates.items():
             start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+            own_seconds = run()
+            times[name].append(own_seconds if own_seconds is not None else time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -103,6 +104,120 @@ def embedding_vs_sentence_transformers(texts: list[str], batch_size: int, repeat
     return interleaved_medians({"ours": run_ours, "sentence_transformers": run_reference}, repeats)
 
 
+def onnx_vs_eager(texts: list[str], model_dir: Path, onnx_dir: Path, repeats: int) -> dict[str, float]:
+    """Batch-1 latency over `texts`: PyTorch eager vs onnxruntime fp32 vs onnxruntime dynamic int8."""
+    from multitask_bert.training.export import INT8_FILE, OnnxMultiTaskModel, export_onnx
+
+    export_onnx(model_dir, onnx_dir, quantize="int8")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = [tokenizer([text], return_tensors="pt") for text in texts]
+    models = {
+        "eager": MultiTaskBertModel.from_pretrained(model_dir).eval(),
+        "onnx_fp32": OnnxMultiTaskModel.from_pretrained(onnx_dir),
+        "onnx_int8": OnnxMultiTaskModel.from_pretrained(onnx_dir, file_name=INT8_FILE),
+    }
+
+    def runner(model):
+        @torch.inference_mode()
+        def run():
+            for inputs in encoded:
+                model(**inputs)
+
+        return run
+
+    return interleaved_medians({name: runner(model) for name, model in models.items()}, repeats)
+
+
+def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
+    """Trainer steps with dynamic padding + length grouping vs padding every batch to a fixed 50 tokens (as the
+    JointBERT reference does); tokens/s and model FLOPs utilisation of the dynamic run."""
+    from multitask_bert.training.data import (
+        MultiTaskDataCollator,
+        load_data,
+        load_default_dataset,
+        task_label_lists,
+        tokenize_dataset,
+    )
+    from multitask_bert.training.trainer import MultiTaskTrainer
+    from multitask_bert.training.training_args import MultiTaskTrainingArguments
+
+    dataset = load_data(data_dir) if data_dir.exists() else load_default_dataset()
+    labels = task_label_lists(dataset)
+    backbone = default_backbone_path()
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    train = tokenize_dataset(dataset, tokenizer, max_length=50)["train"]
+    real_tokens_per_example = statistics.mean(sum(mask) for mask in train["attention_mask"])
+    settings = {
+        "dynamic": (MultiTaskDataCollator(tokenizer), "group_by_length"),
+        "fixed": (MultiTaskDataCollator(tokenizer, padding="max_length", max_length=50), "random"),
+    }
+
+    def runner(name: str):
+        collator, sampling = settings[name]
+
+        def run():
+            torch.manual_seed(0)
+            model = MultiTaskBertModel.from_backbone(backbone, intent_labels=labels["intent"], ner_labels=labels["ner"])
+            with tempfile.TemporaryDirectory() as output_dir:
+                args = MultiTaskTrainingArguments(
+                    output_dir=output_dir,
+                    max_steps=steps,
+                    per_device_train_batch_size=32,
+                    train_sampling_strategy=sampling,
+                    save_strategy="no",
+                    report_to="none",
+                    disable_tqdm=True,
+                    logging_strategy="no",
+                    seed=0,
+                )
+                trainer = MultiTaskTrainer(model=model, args=args, train_dataset=train, data_collator=collator)
+                return trainer.train().metrics["train_runtime"]
+
+        return run
+
+    medians = interleaved_medians({name: runner(name) for name in settings}, repeats)
+    model = MultiTaskBertModel.from_backbone(backbone, intent_labels=labels["intent"], ner_labels=labels["ner"])
+    non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+    tokens_per_second = steps * 32 * real_tokens_per_example / medians["dynamic"]
+    return {
+        "median_seconds": medians,
+        "dynamic_vs_fixed_padding_epoch": medians["fixed"] / medians["dynamic"],
+        "train_tokens_per_second": tokens_per_second,
+        "train_flops_per_second": 6 * non_embedding * tokens_per_second,
+    }
+
+
+def pipeline_peak_rss(model_dir: Path, texts: list[str]) -> dict[str, float]:
+    """Peak RSS of a fresh process that loads the pipeline and runs it over `texts` at batch 1 and 32."""
+    results = {}
+    for batch_size in (1, 32):
+        script = (
+            "from transformers import pipeline\n"
+            f"nlu = pipeline(model={str(model_dir)!r}, trust_remote_code=True)\n"
+            f"nlu({texts!r}, batch_size={batch_size})"
+        )
+        results[f"pipeline_b{batch_size}"] = peak_rss_mb(script)
+    return results
+
+
+def throughput_by_batch_size(texts: list[str], sizes: tuple[int, ...], repeats: int) -> dict[str, float]:
+    """Utterances per second of the joint model (tokenization included) at several batch sizes."""
+    backbone = default_backbone_path()
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = MultiTaskBertModel.from_backbone(backbone, intent_labels=["a", "b"], ner_labels=NER).eval()
+
+    def runner(size: int):
+        @torch.inference_mode()
+        def run():
+            for chunk in batches(texts, size):
+                model(**tokenizer(chunk, padding=True, return_tensors="pt"))
+
+        return run
+
+    medians = interleaved_medians({str(size): runner(size) for size in sizes}, repeats)
+    return {size: len(texts) / seconds for size, seconds in medians.items()}
+
+
 def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
     """Measured fp32 matmul FLOP/s of this machine (the denominator of MFU)."""
     left, right = torch.randn(size, size), torch.randn(size, size)
@@ -130,6 +245,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-1-sample", type=int, default=64, help="utterances timed one by one at batch 1")
+    parser.add_argument("--train-steps", type=int, default=20, help="Trainer steps per timed training run")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "speed.json")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -145,14 +261,37 @@ def main() -> None:
     ratios["embed_vs_sentence_transformers_b32"] = timing["sentence_transformers"] / timing["ours"]
     seconds["embed_vs_sentence_transformers_b32"] = timing
 
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = Path(scratch) / "model"
+        backbone = default_backbone_path()
+        intents = [f"intent_{number}" for number in range(22)]
+        MultiTaskBertModel.from_backbone(backbone, intent_labels=intents, ner_labels=NER).save_pretrained(model_dir)
+        AutoTokenizer.from_pretrained(backbone).save_pretrained(model_dir)
+
+        timing = onnx_vs_eager(single, model_dir, Path(scratch) / "onnx", args.repeats)
+        ratios["onnx_fp32_vs_eager_b1"] = timing["eager"] / timing["onnx_fp32"]
+        ratios["onnx_int8_vs_eager_b1"] = timing["eager"] / timing["onnx_int8"]
+        seconds["onnx_vs_eager_b1"] = timing
+
+        training = training_speed(args.data, args.train_steps, max(2, args.repeats // 2))
+        ratios["dynamic_vs_fixed_padding_epoch"] = training["dynamic_vs_fixed_padding_epoch"]
+        seconds["train_steps"] = training["median_seconds"]
+        peak_rss = pipeline_peak_rss(model_dir, texts[:256])
+
+    throughput = throughput_by_batch_size(texts[:256], (1, 4, 16, 32, 64), max(2, args.repeats // 2))
+    peak_flops = matmul_peak_flops()
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}",
         "utterances": len(texts),
         "ratios": ratios,
         "median_seconds": seconds,
-        "matmul_peak_gflops": matmul_peak_flops() / 1e9,
-        "peak_rss_mb_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "train_tokens_per_second": training["train_tokens_per_second"],
+        "train_gflops_per_second": training["train_flops_per_second"] / 1e9,
+        "matmul_peak_gflops": peak_flops / 1e9,
+        "mfu_train": training["train_flops_per_second"] / peak_flops,
+        "peak_rss_mb": peak_rss,
+        "utterances_per_second_by_batch_size": throughput,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The quick benchmarks (< 10 minutes on 2 CPU cores): speed ratios and memory. Writes benchmarks/results/*.json.
+# The accuracy runs take longer (ATIS ~10 min per seed on 2 cores): run benchmarks/accuracy.py yourself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p benchmarks/results
+python benchmarks/speed.py --repeats 5 --out benchmarks/results/speed.json
+python benchmarks/plot.py
