@@ -152,6 +152,39 @@ class MultiTaskBertPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """
+        [`~transformers.PreTrainedModel.from_pretrained`] with errors that name the problem: a `ValueError` naming the
+        task and both sizes when a task's label list in the config does not fit its saved head, and an `OSError` when
+        a safetensors file is truncated or corrupted. `ignore_mismatched_sizes=True` re-initialises the weights that
+        do not fit, as usual.
+        """
+        if kwargs.pop("ignore_mismatched_sizes", False):
+            return super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, **kwargs
+            )
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, loading_info = super().from_pretrained(
+                pretrained_model_name_or_path,
+                *model_args,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
+                **kwargs,
+            )
+        except Exception as error:
+            # `safetensors.SafetensorError`, matched by name: this file may import only torch and transformers.
+            if type(error).__name__ != "SafetensorError":
+                raise
+            raise OSError(
+                f"Cannot read the weights of {pretrained_model_name_or_path} ({error}): the safetensors file is "
+                "truncated or corrupted, e.g. by an interrupted copy or download. Download or save it again."
+            ) from error
+        if loading_info["mismatched_keys"]:
+            raise ValueError(_describe_mismatches(model.config, loading_info["mismatched_keys"]))
+        return (model, loading_info) if output_loading_info else model
+
 
 class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
     """Shared encoder -> pooling -> one linear head per task (+ optional CRF on token heads)."""
@@ -340,6 +373,28 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
 
 def _accepts(function, parameter: str) -> bool:
     return parameter in inspect.signature(function).parameters
+
+
+def _describe_mismatches(config: MultiTaskBertConfig, mismatched: set[tuple[str, tuple, tuple]]) -> str:
+    """Names each task whose label count differs from its saved head (and each other weight that does not fit)."""
+    problems = {}
+    for key, saved_shape, expected_shape in sorted(mismatched):
+        module, _, rest = key.partition(".")
+        task = rest.partition(".")[0]
+        if module in ("heads", "crfs") and task in config.tasks:
+            problems.setdefault(
+                task,
+                f"task {task!r} has {expected_shape[0]} labels in the config but {saved_shape[0]} in the saved "
+                f"weights ({key})",
+            )
+        else:
+            problems[key] = f"{key} is saved as {tuple(saved_shape)} but the config makes it {tuple(expected_shape)}"
+    return (
+        "The saved weights do not fit the config: "
+        + "; ".join(problems.values())
+        + ". The config and the weights come from different models: restore the config saved with the weights (for "
+        "a head, its label list), or pass `ignore_mismatched_sizes=True` to initialise what does not fit afresh."
+    )
 
 
 __all__ = ["MultiTaskBertModel", "MultiTaskBertOutput", "MultiTaskBertPreTrainedModel"]

@@ -35,8 +35,10 @@ class JointIntentNerPipeline(ChunkPipeline):
     furthest from an edge, so no word is dropped; sentence-level probabilities are averaged over the windows, and the
     embedding is the token-weighted mean of the windows' embeddings (re-normalised if the model normalises).
 
-    An empty or whitespace-only text has no entities; its intent is what the model predicts for the bare special
-    tokens (`[CLS] [SEP]`), i.e. the model's prior, so filter such texts out if that is not wanted.
+    An empty or whitespace-only text (or one of only characters the tokenizer drops, such as control and zero-width
+    characters) has no entities; its intent is what the model predicts for the bare special tokens (`[CLS] [SEP]`),
+    i.e. the model's prior, so filter such texts out if that is not wanted. A text that is not valid Unicode (a lone
+    surrogate, e.g. half of an emoji cut from JSON) raises a `ValueError` naming its position.
     """
 
     _load_processor = False
@@ -91,6 +93,13 @@ class JointIntentNerPipeline(ChunkPipeline):
     def preprocess(self, text: str, max_length: int | None = None, stride: int | None = None):
         if not isinstance(text, str):
             raise TypeError(f"The joint-intent-ner pipeline takes strings, got a {type(text).__name__}: {text!r:.80}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"Text {text!r:.80} is not valid Unicode: lone surrogate {text[error.start]!r} at character "
+                f"{error.start} (half of a character such as an emoji); repair or drop it before calling the pipeline."
+            ) from None
         max_length = max_length or self.default_max_length()
         if self._encoder_positions() and max_length > self._encoder_positions():
             raise ValueError(f"`max_length` {max_length} exceeds the encoder's {self._encoder_positions()} positions.")
