@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import DatasetDict
-from transformers import AutoModel, AutoTokenizer, HfArgumentParser
+from transformers import AutoModel, HfArgumentParser, set_seed
 from transformers.modelcard import extract_hyperparameters_from_trainer
 
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
 
 from .data import MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
+from .loading import load_tokenizer
 from .trainer import MultiTaskTrainer, build_compute_metrics
 from .training_args import MultiTaskTrainingArguments
 
@@ -101,6 +102,7 @@ def train(argv: list[str]) -> int:
     labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
     if not labels:
         raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
+    set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
     model = MultiTaskBertModel.from_backbone(
         backbone,
         intent_labels=labels.get("intent"),
@@ -109,11 +111,13 @@ def train(argv: list[str]) -> int:
         use_crf=model_args.use_crf,
         classifier_dropout=model_args.classifier_dropout,
     )
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer = load_tokenizer(backbone)
     # Saved with the model: the pipeline and sentence-transformers then read texts in windows of the trained length.
     tokenizer.model_max_length = data_args.max_length
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
-    untrained = [f"{task}_labels" for task in ("intent", "ner") if task not in labels]
+    # Targets of tasks left out by --tasks (tokenize_dataset makes none for a task without labels in train).
+    columns = features["train"].column_names
+    untrained = [f"{task}_labels" for task in ("intent", "ner") if task not in labels and f"{task}_labels" in columns]
     features = features.remove_columns(untrained) if untrained else features
     eval_split = "validation" if "validation" in features else None
     if eval_split is None:
@@ -158,7 +162,7 @@ def evaluate_model(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a table.")
     data_args, extra = parser.parse_args_into_dataclasses(argv)
     model = AutoModel.from_pretrained(extra.model_dir, trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(extra.model_dir)
+    tokenizer = load_tokenizer(extra.model_dir)
     dataset = load_dataset_for(data_args, {task: model.config.task_labels(task) for task in model.config.tasks})
     if extra.split not in dataset:
         raise ValueError(f"No split {extra.split!r} in the data; it has {list(dataset)}.")
@@ -223,12 +227,13 @@ def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None
     nlu = pipeline("joint-intent-ner", model=str(model_dir), trust_remote_code=True)
     print("\nExample predictions:")
     for prediction in nlu(texts):
-        found = prediction.get("entities", [])
-        entities = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in found)
-        print(
-            f"  {prediction['text']!r}\n    intent {prediction['intent']['label']} "
-            f"({prediction['intent']['score']:.2f}); entities: {entities or 'none'}"
-        )
+        parts = []  # a single-task model has no intent or no entities
+        if "intent" in prediction:
+            parts.append(f"intent {prediction['intent']['label']} ({prediction['intent']['score']:.2f})")
+        if "entities" in prediction:
+            found = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction["entities"])
+            parts.append(f"entities: {found or 'none'}")
+        print(f"  {prediction['text']!r}\n    {'; '.join(parts)}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from transformers import AutoTokenizer, Pipeline, pipeline
+from transformers import Pipeline, pipeline
 
 from multitask_bert.modeling import MultiTaskBertModel
 from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK
 from multitask_bert.training.export import ONNX_FILE, OnnxMultiTaskModel
+from multitask_bert.training.loading import load_tokenizer
 
 
 def load_pipeline(model_dir: str | Path, onnx_file: str | None = None, device: str | None = None) -> Pipeline:
@@ -32,7 +33,7 @@ def load_pipeline(model_dir: str | Path, onnx_file: str | None = None, device: s
         model = OnnxMultiTaskModel.from_pretrained(model_path, file_name=onnx_file)
     else:
         model = MultiTaskBertModel.from_pretrained(str(model_dir)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer = load_tokenizer(model_dir)
     return pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer, device=device)
 
 
