@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig
+from transformers import AutoTokenizer, BertConfig, BertModel
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 
@@ -50,6 +50,22 @@ def tiny_model(seed: int = 0, **config_overrides) -> MultiTaskBertModel:
 @pytest.fixture(scope="session")
 def tokenizer():
     return AutoTokenizer.from_pretrained(default_backbone_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory, tokenizer) -> Path:
+    """
+    A saved tiny random BERT with the packaged tokenizer, for fast `multitask-bert train --backbone DIR` runs. It has
+    no dropout, so runs over different process counts can be compared closely (`--classifier_dropout` still applies).
+    """
+    path = tmp_path_factory.mktemp("tiny_backbone")
+    torch.manual_seed(0)
+    encoder = BertModel(
+        tiny_encoder_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), add_pooling_layer=False
+    )
+    encoder.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def run_without_project(
