@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 # name -> ("module:function", help). Each function takes the remaining argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("multitask_bert.training.commands:train", "fine-tune a model (default: embedded data, packaged backbone)"),
+    "train": ("multitask_bert.training.commands:train", "fine-tune a model (default: embedded data and backbone)"),
     "evaluate": ("multitask_bert.training.commands:evaluate_model", "score a trained model on a data split"),
     "export": ("multitask_bert.training.export:main", "export a saved model to ONNX (optionally int8) and check it"),
     "predict": ("multitask_bert.training.predict:main", "print intent and entities of texts as JSON lines"),
