@@ -587,6 +587,18 @@ def test_collator_left_padding(tokenizer, jsonl_dataset):
     assert batch["ner_labels"][0, pad:].tolist() == features[0]["ner_labels"]
 
 
+def test_one_task_sets_get_only_their_labels(tokenizer, tmp_path):
+    data = write(
+        tmp_path / "train.jsonl", '{"text": "wake me at 7", "intent": "alarm"}\n{"text": "hi", "intent": "greet"}\n'
+    )
+    dataset = load_jsonl(data)
+    encoded = tokenize_dataset(dataset, tokenizer)["train"]
+    assert "ner_labels" not in encoded.column_names and encoded["intent_labels"] == [0, 1]
+    batch = MultiTaskDataCollator(tokenizer)([encoded[0], encoded[1]])
+    model = tiny_model(tasks={"intent": {"level": "sentence", "labels": task_label_lists(dataset)["intent"]}})
+    assert torch.isfinite(model(**batch).loss)
+
+
 @pytest.mark.parametrize("remove_unused_columns", [True, False])
 def test_trainer_group_by_length_batches(tokenizer, jsonl_dataset, tmp_path, remove_unused_columns):
     labels = task_label_lists(jsonl_dataset)

@@ -615,7 +615,7 @@ def load_default_dataset() -> DatasetDict:
 def task_label_lists(dataset_dict: DatasetDict) -> dict[str, list[str]]:
     """
     `{"intent": [...], "ner": [...]}` from the features (shared by all splits), in id order with `UNK` last. A task
-    whose train split (or, without one, any split) has no annotation at all is left out.
+    without any annotation in the train split (without one: the first split) is left out.
     """
     reference = dataset_dict["train"] if "train" in dataset_dict else next(iter(dataset_dict.values()))
     features = reference.features
@@ -695,10 +695,14 @@ def tokenize_dataset(
     sub-token, `-100` on later sub-tokens, special tokens, and everywhere when the example has no tags) and `length`
     (for `group_by_length`). With `label_all_subtokens=True` later sub-tokens get the word's tag too (`I-X` after
     `B-X`). Words cut by truncation (`max_length`, default the tokenizer's) are counted in a warning.
+
+    A task that `task_label_lists` leaves out (no annotation in train) gets no `<task>_labels` column, so a model
+    built from `task_label_lists` (without that head) accepts every batch.
     """
     if not tokenizer.is_fast:
         raise ValueError("tokenize_dataset needs a fast tokenizer (it aligns tags through `word_ids()`).")
     effective_max = max_length or tokenizer.model_max_length
+    tasks = task_label_lists(dataset_dict)
     helper_columns = ["truncated_words", "untokenizable_words"]
 
     def encode(batch: dict[str, list], continuation: list[int]) -> dict[str, list]:
@@ -721,14 +725,12 @@ def tokenize_dataset(
             cut = len(tokens) - 1 - max(seen, default=-1) if len(word_ids) >= effective_max else 0
             truncated.append(cut)
             untokenizable.append(len(tokens) - len(seen) - cut)
-        return {
-            **encoding,
-            "intent_labels": [intent if intent != NO_INTENT else IGNORE_INDEX for intent in batch["intent"]],
-            "ner_labels": ner_labels,
-            "length": [len(input_ids) for input_ids in encoding["input_ids"]],
-            helper_columns[0]: truncated,
-            helper_columns[1]: untokenizable,
-        }
+        columns = {**encoding, "length": [len(input_ids) for input_ids in encoding["input_ids"]]}
+        if "intent" in tasks:
+            columns["intent_labels"] = [intent if intent != NO_INTENT else IGNORE_INDEX for intent in batch["intent"]]
+        if "ner" in tasks:
+            columns["ner_labels"] = ner_labels
+        return {**columns, helper_columns[0]: truncated, helper_columns[1]: untokenizable}
 
     result = {}
     for split, dataset in dataset_dict.items():
