@@ -203,9 +203,27 @@ def test_int8_agrees_with_fp32_on_a_trained_model(tmp_path, tokenizer, one_threa
 
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    report = export_onnx(tmp_path / "model", tmp_path / "onnx", quantize="int8", eval_texts=texts)
+    gold = [gold_annotation(words, tags, intent) for words, tags, intent in held_out]
+    report = export_onnx(tmp_path / "model", tmp_path / "onnx", quantize="int8", eval_texts=texts, eval_gold=gold)
     assert report.int8_path.stat().st_size < 0.5 * report.onnx_path.stat().st_size
     metrics = report.int8_metrics
     assert metrics["intent_agreement"] >= 0.95, metrics
     assert metrics["entities_f1"] >= 0.9, metrics
     assert metrics["embedding_cosine"] >= 0.98, metrics
+    # Against the gold labels: the fp32 scores are the pipeline's own, and int8 loses little of them.
+    assert metrics["fp32_intent_accuracy"] == accuracy / len(texts)
+    assert metrics["fp32_entity_f1"] >= 0.8, metrics
+    assert abs(metrics["entity_f1_drop"]) <= 0.02, metrics
+    assert metrics["int8_intent_accuracy"] >= metrics["fp32_intent_accuracy"] - 0.02, metrics
+
+
+def gold_annotation(words: list[str], tags: list[str], intent: str) -> dict:
+    """Character-span gold of a space-joined utterance, as the embedded JSONL data stores it."""
+    entities, offset = [], 0
+    for word, tag in zip(words, tags, strict=True):
+        if tag.startswith("B-"):
+            entities.append({"start": offset, "end": offset + len(word), "label": tag[2:]})
+        elif tag.startswith("I-"):
+            entities[-1]["end"] = offset + len(word)
+        offset += len(word) + 1
+    return {"intent": intent, "entities": entities}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import logging
 import sys
 import tempfile
@@ -22,11 +23,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, pipeline
+from transformers import PreTrainedTokenizerBase, pipeline
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, MultiTaskBertOutput
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX, ConditionalRandomField
 from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK
+
+from .loading import load_tokenizer
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -176,12 +179,13 @@ def export_onnx(
     eval_texts: list[str] | None = None,
     opset: int | None = None,
     batch_size: int = 32,
+    eval_gold: list[dict] | None = None,
 ) -> ExportReport:
     """Export, verify against PyTorch (raises if any output differs by more than 1e-4), optionally quantize."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = MultiTaskBertModel.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     input_names = onnx_input_names(model, tokenizer)
     output_names = onnx_output_names(model.config)
 
@@ -216,7 +220,7 @@ def export_onnx(
         if eval_texts:
             reference = OnnxMultiTaskModel.from_pretrained(output_dir)
             quantized = OnnxMultiTaskModel.from_pretrained(output_dir, file_name=INT8_FILE)
-            report.int8_metrics = compare_models(reference, quantized, tokenizer, eval_texts, batch_size)
+            report.int8_metrics = compare_models(reference, quantized, tokenizer, eval_texts, batch_size, eval_gold)
     return report
 
 
@@ -255,9 +259,18 @@ def quantize_int8(onnx_path: Path, int8_path: Path) -> Path:
 
 
 def compare_models(
-    reference: nn.Module, candidate: nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], batch_size: int
+    reference: nn.Module,
+    candidate: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    batch_size: int,
+    gold: list[dict] | None = None,
 ) -> dict[str, float]:
-    """Intent agreement, exact-span entity F1 and mean embedding cosine of `candidate` against `reference`."""
+    """
+    Intent agreement, exact-span entity F1 and mean embedding cosine of `candidate` against `reference`; with `gold`
+    (per text `{"intent", "entities": [{"start", "end", "label"}]}`), also each model's intent accuracy and entity F1
+    against it (`fp32_*`, `int8_*`) and their difference.
+    """
     expected = pipeline(PIPELINE_TASK, model=reference, tokenizer=tokenizer)(
         texts, batch_size=batch_size, return_embedding=True
     )
@@ -277,7 +290,27 @@ def compare_models(
         for left, right in zip(expected, found, strict=True)
     ]
     metrics["embedding_cosine"] = float(np.mean(cosines))
+    if gold is not None:
+        for name, results in (("fp32", expected), ("int8", found)):
+            metrics.update({f"{name}_{key}": value for key, value in score_against_gold(results, gold).items()})
+        metrics["entity_f1_drop"] = metrics["fp32_entity_f1"] - metrics["int8_entity_f1"]
     return metrics
+
+
+def score_against_gold(results: list[dict], gold: list[dict]) -> dict[str, float]:
+    """Intent accuracy and exact-span entity F1 of pipeline results against gold character-span annotations."""
+    gold_entities = [
+        [
+            {"entity_group": entity["label"], "start": entity["start"], "end": entity["end"]}
+            for entity in example["entities"]
+        ]
+        for example in gold
+    ]
+    correct = sum(result["intent"]["label"] == example["intent"] for result, example in zip(results, gold, strict=True))
+    return {
+        "intent_accuracy": correct / len(gold),
+        "entity_f1": entity_f1(gold_entities, [result["entities"] for result in results]),
+    }
 
 
 def entity_f1(reference: list[list[dict]], predicted: list[list[dict]]) -> float:
@@ -296,15 +329,16 @@ def entity_f1(reference: list[list[dict]], predicted: list[list[dict]]) -> float
     return 2 * len(expected & found) / (len(expected) + len(found))
 
 
-def default_eval_texts() -> list[str] | None:
-    """Texts of the embedded dataset's test split, or `None` where it is not available."""
-    try:
-        from multitask_bert.training.data import load_default_dataset
+def read_eval_examples(path: str | Path | None) -> list[dict]:
+    """Evaluation examples `{"text", ...}`: lines of a text file, or JSONL with gold `intent` and character-span
+    `entities` (as the embedded data); default: the embedded dataset's test split."""
+    if path is None:
+        from multitask_bert.training.data import default_data_dir
 
-        return list(load_default_dataset()["test"]["text"])
-    except (ImportError, FileNotFoundError, KeyError) as error:
-        logger.warning("No default evaluation texts (%s); pass --eval-file.", error)
-        return None
+        path = default_data_dir() / "test.jsonl"
+    if Path(path).suffix == ".jsonl":
+        return [json.loads(line) for line in read_lines(path) if line.strip()]
+    return [{"text": text} for text in read_lines(path)]
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -325,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval-file",
         metavar="FILE",
-        help="texts (one per line) to compare int8 with fp32 on; default: the embedded dataset's test split",
+        help="texts (one per line), or JSONL with gold intent and entity spans, to compare int8 with fp32 on; "
+        "default: the embedded dataset's test split (with its gold labels)",
     )
     parser.add_argument("--eval-limit", type=int, default=1000, help="compare on at most this many texts")
     parser.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's recommended one)")
@@ -335,15 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    eval_texts = None
+    eval_texts = eval_gold = None
     if args.quantize:
         try:
-            eval_texts = read_lines(args.eval_file) if args.eval_file else default_eval_texts()
+            examples = read_eval_examples(args.eval_file)[: args.eval_limit]
         except FileNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        eval_texts = eval_texts[: args.eval_limit] if eval_texts else None
-    report = export_onnx(args.model, args.onnx, args.quantize, eval_texts, args.opset, args.batch_size)
+        eval_texts = [example["text"] for example in examples]
+        if examples and all("intent" in example and "entities" in example for example in examples):
+            eval_gold = examples
+    report = export_onnx(args.model, args.onnx, args.quantize, eval_texts, args.opset, args.batch_size, eval_gold)
     print(f"wrote {report.onnx_path}")
     print(f"onnxruntime vs PyTorch, max abs diff (limit {MAX_ABS_DIFF}):")
     for name, diff in report.max_abs_diff.items():
