@@ -20,7 +20,7 @@ from tokenizers.pre_tokenizers import BertPreTokenizer
 from multitask_bert.training import cli
 from multitask_bert.training.data import default_data_dir
 
-BIN = Path(sys.executable).parent  # console scripts of this environment: multitask-bert, torchrun, accelerate
+BIN = Path(sys.executable).parent  # where this environment's `multitask-bert` console script is
 SPLIT_SIZES = {"train": 48, "validation": 16, "test": 16}
 MAX_STEPS = 40
 TRAIN_WORDS = 8
@@ -141,11 +141,12 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
 
 
 LAUNCHERS = {
-    "torchrun": [str(BIN / "torchrun"), "--nproc_per_node", "2", "--no-python"],
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--no-python"],
     # On CPU, `--multi_gpu` is accelerate's multi-process (torch.distributed, gloo) launcher; `--use_cpu` keeps the
     # Trainer off GPUs. (`accelerate launch --cpu` starts a single process.)
     "accelerate": [
-        *(str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"),
+        *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"),
+        *("--num_machines", "1"),
         *("--mixed_precision", "no", "--dynamo_backend", "no", "--no_python"),
     ],
 }
