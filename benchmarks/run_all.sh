@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p benchmarks/results
-python benchmarks/speed.py --repeats 5 --out benchmarks/results/speed.json
+python benchmarks/speed.py --repeats 3 --out benchmarks/results/speed.json
 python benchmarks/plot.py
