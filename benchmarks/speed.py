@@ -82,7 +82,8 @@ def joint_vs_two_models(texts: list[str], batch_size: int, repeats: int) -> dict
 
 
 def embedding_vs_sentence_transformers(texts: list[str], batch_size: int, repeats: int) -> dict[str, float]:
-    """Sentence embeddings: our model's forward vs `SentenceTransformer.encode` on the same backbone folder."""
+    """Sentence embeddings: our model's embedding path (`get_text_features`, which sentence-transformers also calls)
+    vs `SentenceTransformer.encode` on the same backbone folder."""
     from sentence_transformers import SentenceTransformer
 
     backbone = default_backbone_path()
@@ -96,7 +97,8 @@ def embedding_vs_sentence_transformers(texts: list[str], batch_size: int, repeat
     @torch.inference_mode()
     def run_ours():
         for chunk in chunks:
-            ours(**tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt"))
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt")
+            ours.get_text_features(**batch)
 
     def run_reference():
         reference.encode(texts, batch_size=batch_size, convert_to_tensor=True)

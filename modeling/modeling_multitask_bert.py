@@ -279,23 +279,10 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             `-100` is ignored (an example may carry labels for only some tasks).
         """
         task_labels = self._collect_task_labels(intent_labels, ner_labels, other_task_labels)
-        reference = input_ids if input_ids is not None else inputs_embeds
-        if reference is None:
-            raise ValueError("Give `input_ids` or `inputs_embeds`.")
-        if attention_mask is None:
-            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        encoder_inputs = {"attention_mask": attention_mask, "output_hidden_states": output_hidden_states}
-        if token_type_ids is not None and self._backbone_takes_token_types:
-            encoder_inputs["token_type_ids"] = token_type_ids
-        if inputs_embeds is not None:
-            encoder_inputs["inputs_embeds"] = inputs_embeds
-        else:
-            encoder_inputs["input_ids"] = input_ids
-        encoded = self.backbone(**encoder_inputs, return_dict=True)
+        encoded, pooled, embedding = self._encode(
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states
+        )
         token_states = encoded.last_hidden_state
-
-        pooled = self.pooling(token_states, attention_mask)
-        embedding = nn.functional.normalize(pooled, p=2, dim=-1) if self.config.normalize_embeddings else pooled
         pooled_features = self.dropout(pooled)
         token_features = self.dropout(token_states)
         logits = {
@@ -320,11 +307,36 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The sentence embedding alone; sentence-transformers calls this, so a saved model loads as a
-        `SentenceTransformer(model_dir, trust_remote_code=True)` whose `encode()` gives `sentence_embedding`."""
-        return self(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).sentence_embedding
+        """The sentence embedding alone (the heads do not run); sentence-transformers calls this, so a saved model
+        loads as a `SentenceTransformer(model_dir, trust_remote_code=True)` whose `encode()` gives
+        `sentence_embedding`."""
+        return self._encode(input_ids, attention_mask, token_type_ids)[2]
+
+    def _encode(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> tuple[ModelOutput, torch.Tensor, torch.Tensor]:
+        """Encoder pass: its outputs, the pooled vector (padding masked out) and the sentence embedding."""
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if reference is None:
+            raise ValueError("Give `input_ids` or `inputs_embeds`.")
+        if attention_mask is None:
+            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+        encoder_inputs = {"attention_mask": attention_mask, "output_hidden_states": output_hidden_states}
+        if token_type_ids is not None and self._backbone_takes_token_types:
+            encoder_inputs["token_type_ids"] = token_type_ids
+        if inputs_embeds is not None:
+            encoder_inputs["inputs_embeds"] = inputs_embeds
+        else:
+            encoder_inputs["input_ids"] = input_ids
+        encoded = self.backbone(**encoder_inputs, return_dict=True)
+        pooled = self.pooling(encoded.last_hidden_state, attention_mask)
+        embedding = nn.functional.normalize(pooled, p=2, dim=-1) if self.config.normalize_embeddings else pooled
+        return encoded, pooled, embedding
 
     def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids of a token-level head at the `mask` positions (Viterbi with a CRF), `-100` elsewhere."""
