@@ -1,0 +1,78 @@
+"""`multitask-bert train` and `evaluate` end to end on a tiny backbone and a small slice of the embedded data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from multitask_bert.training import cli
+from multitask_bert.training.data import default_data_dir
+
+SPLIT_SIZES = {"train": 48, "validation": 24, "test": 24}
+FAST = ["--max_steps", "4", "--per_device_train_batch_size", "8", "--disable_tqdm", "true", "--save_strategy", "no"]
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("small_data")
+    for split, size in SPLIT_SIZES.items():
+        lines = (default_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+        (folder / f"{split}.jsonl").write_text("".join(lines[:size]), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_backbone_dir, small_data) -> tuple[Path, str]:
+    output_dir = tmp_path_factory.mktemp("run") / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(output_dir)]
+    with pytest.MonkeyPatch.context() as patch:
+        printed = []
+        patch.setattr("builtins.print", lambda *args, **kwargs: printed.append(" ".join(map(str, args))))
+        assert cli.main([*argv, *FAST]) == 0
+    return output_dir, "\n".join(printed)
+
+
+def test_train_writes_a_publishable_folder_and_reports(trained):
+    output_dir, printed = trained
+    names = {path.name for path in output_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "modeling_multitask_bert.py", "pipeline_multitask_bert.py"} <= names
+    assert {"tokenizer.json", "eval_results.json", "README.md", "training_loss.png"} <= names
+    config = json.loads((output_dir / "config.json").read_text())
+    assert "AutoModel" in config["auto_map"] and "joint-intent-ner" in config["custom_pipelines"]
+    assert json.loads((output_dir / "tokenizer_config.json").read_text())["model_max_length"] == 128
+
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    assert set(results) == {"validation", "test"}
+    for metrics in results.values():
+        for key in ("intent_accuracy", "entity_f1", "sentence_accuracy"):
+            assert 0.0 <= metrics[key] <= 1.0
+    assert f"sentence_accuracy  {results['test']['sentence_accuracy']:.4f}" in printed
+    assert "Example predictions:" in printed and printed.count("    intent ") == 3
+
+
+def test_evaluate_json_matches_the_training_run(trained, small_data, capsys):
+    output_dir, _ = trained
+    assert cli.main(["evaluate", str(output_dir), "--data", str(small_data), "--split", "test", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = json.loads((output_dir / "eval_results.json").read_text())["test"]
+    for key in ("intent_accuracy", "entity_f1", "sentence_accuracy"):
+        assert scores[key] == pytest.approx(expected[key], abs=1e-9)
+    per_type = {key for key in scores if key.startswith("entity_") and key.endswith("_f1") and key != "entity_f1"}
+    assert per_type == {key for key in expected if key in per_type} and per_type
+
+
+def test_evaluate_rejects_a_missing_split(trained, small_data):
+    output_dir, _ = trained
+    with pytest.raises(ValueError, match="No split 'dev'"):
+        cli.main(["evaluate", str(output_dir), "--data", str(small_data), "--split", "dev"])
+
+
+def test_tasks_option_trains_a_single_task_model(tmp_path, tiny_backbone_dir, small_data):
+    from multitask_bert.modeling import MultiTaskBertConfig
+
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(tmp_path)]
+    assert cli.main([*argv, *FAST, "--tasks", "intent"]) == 0
+    assert list(MultiTaskBertConfig.from_pretrained(tmp_path).tasks) == ["intent"]
+    assert "entity_f1" not in json.loads((tmp_path / "eval_results.json").read_text())["test"]
