@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--use-crf", action="store_true")
     parser.add_argument("--seeds", type=int, default=3, help="Runs with seeds 0..N-1.")
     parser.add_argument("--epochs", type=float, help="Override the recipe's number of epochs.")
+    parser.add_argument("--variants", nargs="+", help="Run only these rows of the study (names as in the tables).")
     args = parser.parse_args()
     if not (DATA_ROOT / args.dataset).exists():
         sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
@@ -151,6 +152,10 @@ def main() -> None:
 
     if args.study != "main":
         variants = {"ablation": ABLATIONS, "freezing": FREEZING, "multitask": MULTITASK}[args.study]
+        unknown = set(args.variants or []) - set(variants)
+        if unknown:
+            sys.exit(f"Unknown variants {sorted(unknown)}; this study has {list(variants)}.")
+        variants = {name: change for name, change in variants.items() if not args.variants or name in args.variants}
         splits = ["validation"] if args.study == "ablation" else ["validation", "test"]
         rows = study(args.dataset, variants, seeds, args.backbone, splits)
         (RESULTS / f"{args.study}_{args.dataset}.json").write_text(json.dumps(rows, indent=2) + "\n")
