@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,10 +83,40 @@ def write_jointbert(root: Path, splits: dict[str, tuple[str, str | None, str | N
 
 # --- JointBERT ----------------------------------------------------------------------------------------------------
 
+# Hand-written, written at test time: files named seq.in/seq.out are never tracked, so that benchmark data cannot
+# slip into the repository unnoticed. Line 1 of train has an I- tag after O; ATIS-style `#` intents; a trailing space.
+JOINTBERT_FIXTURE = {
+    "train": (
+        "wake me up at 7 am\nset a timer for ten minutes \nremind me to call john tomorrow\n"
+        "flights from new york to denver and their fares\n",
+        "O O O O I-TIME I-TIME\nO O O O B-DURATION I-DURATION\nO O O O B-PERSON B-DATE\n"
+        "O O B-fromloc I-fromloc O B-toloc O O O\n",
+        "set_alarm\nset_timer\nset_reminder\nflight#airfare\n",
+    ),
+    "dev": (
+        "alarm at 6 pm\nset a timer for 5 minutes\n",
+        "O O B-TIME I-TIME\nO O O O B-DURATION I-DURATION\n",
+        "set_alarm\nset_timer\n",
+    ),
+    "test": (
+        "cancel my alarm at 8 am\nbook a table at noon\n",
+        "O O O O B-TIME I-TIME\nO O B-restaurant O B-TIME\n",
+        "cancel_event\nset_alarm\n",
+    ),
+}
 
-def test_jointbert_fixture(caplog):
+
+@pytest.fixture
+def fixtures(tmp_path) -> Path:
+    """The fixture folders, with the JointBERT one written beside the tracked CoNLL and JSONL ones."""
+    shutil.copytree(FIXTURES, tmp_path / "fixtures")
+    write_jointbert(tmp_path / "fixtures" / "jointbert", JOINTBERT_FIXTURE)
+    return tmp_path / "fixtures"
+
+
+def test_jointbert_fixture(caplog, fixtures):
     with caplog.at_level(logging.WARNING, logger=DATA_LOGGER):
-        dataset = load_jointbert(FIXTURES / "jointbert")
+        dataset = load_jointbert(fixtures / "jointbert")
     assert_layout(dataset)
     assert {split: len(rows) for split, rows in dataset.items()} == {"train": 4, "validation": 2, "test": 2}
     train = decoded(dataset["train"])
@@ -395,9 +426,9 @@ def test_hf_dataset_errors():
     ("path", "loader"),
     [("jointbert", load_jointbert), ("conll", load_conll), ("jsonl", load_jsonl), ("jsonl/train.jsonl", load_jsonl)],
 )
-def test_load_data_detects_the_format(path, loader):
-    detected = load_data(FIXTURES / path)
-    expected = loader(FIXTURES / path)
+def test_load_data_detects_the_format(path, loader, fixtures):
+    detected = load_data(fixtures / path)
+    expected = loader(fixtures / path)
     assert set(detected) == set(expected)
     for split in expected:
         assert detected[split].to_dict() == expected[split].to_dict()
