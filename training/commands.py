@@ -20,7 +20,6 @@ from .loading import load_tokenizer
 from .trainer import MultiTaskTrainer, build_compute_metrics
 from .training_args import MultiTaskTrainingArguments
 
-logger = logging.getLogger(__name__)
 EVAL_RESULTS_FILE = "eval_results.json"
 
 # The main job's recipe: `multitask-bert train` with no arguments trains on the embedded data in a few minutes on
