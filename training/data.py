@@ -29,11 +29,12 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from transformers import DataCollatorForTokenClassification, PreTrainedTokenizerBase
 
+from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
+
 logger = logging.getLogger(__name__)
 
 UNK = "UNK"
 NO_INTENT = -1
-IGNORE_INDEX = -100
 SPLIT_NAMES = {"train": "train", "dev": "validation", "validation": "validation", "test": "test"}
 CONLL_SUFFIXES = (".conll", ".conllu", ".iob", ".bio", ".tsv", ".txt")
 JSONL_SUFFIXES = (".jsonl", ".json")

@@ -13,11 +13,11 @@ from transformers import EvalPrediction, Trainer
 from transformers.trainer_optimizer import is_optimizer_factory
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
+from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
 
+from .data import UNK
 from .training_args import MultiTaskTrainingArguments
 
-IGNORE_INDEX = -100
-UNKNOWN_LABEL = "UNK"
 METRICS_PATH = Path(__file__).parent / "metrics" / "multitask_metrics"
 # `encoder.layer.3.` (BERT, RoBERTa, ELECTRA, MPNet, DeBERTa), `transformer.layer.3.` (DistilBERT), `layers.3.`
 # (ModernBERT), `block.3.` (T5 encoders): the first such index in a parameter name is its encoder layer.
@@ -279,7 +279,7 @@ class MultiTaskTrainer(Trainer):
 
 
 def build_compute_metrics(
-    config: MultiTaskBertConfig, per_type: bool = True, unknown_label: str = UNKNOWN_LABEL
+    config: MultiTaskBertConfig, per_type: bool = True, unknown_label: str = UNK
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """
     `compute_metrics` for [`MultiTaskTrainer`]: turns its `{task: ids}` predictions and labels into the
