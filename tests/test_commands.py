@@ -76,3 +76,36 @@ def test_tasks_option_trains_a_single_task_model(tmp_path, tiny_backbone_dir, sm
     assert cli.main([*argv, *FAST, "--tasks", "intent"]) == 0
     assert list(MultiTaskBertConfig.from_pretrained(tmp_path).tasks) == ["intent"]
     assert "entity_f1" not in json.loads((tmp_path / "eval_results.json").read_text())["test"]
+
+
+def changed_heads(before_dir: Path, after_dir: Path) -> dict[str, bool]:
+    """For each task head: did any of its weights change between the two saved models?"""
+    from safetensors.torch import load_file
+
+    before, after = load_file(before_dir / "model.safetensors"), load_file(after_dir / "model.safetensors")
+    changed = {}
+    for name, tensor in before.items():
+        if name.startswith("heads."):
+            task = name.split(".")[1]
+            changed[task] = changed.get(task, False) or not tensor.equal(after[name])
+    return changed
+
+
+def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
+    first_dir, _ = trained
+    argv = ["train", "--model-name-or-path", str(first_dir), "--data", str(small_data), *FAST]
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "frozen"), "--freeze-heads", "intent"]) == 0
+    assert changed_heads(first_dir, tmp_path / "frozen") == {"intent": False, "ner": True}
+
+    # Training NER only keeps the intent head, and the evaluation still scores it.
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "ner"), "--tasks", "ner"]) == 0
+    assert changed_heads(first_dir, tmp_path / "ner") == {"intent": False, "ner": True}
+    test_scores = json.loads((tmp_path / "ner" / "eval_results.json").read_text())["test"]
+    assert {"intent_accuracy", "entity_f1", "sentence_accuracy"} <= set(test_scores)
+
+
+def test_backbone_and_model_name_or_path_together_are_refused(trained, small_data, tmp_path):
+    first_dir, _ = trained
+    argv = ["train", "--model-name-or-path", str(first_dir), "--backbone", str(first_dir), "--data", str(small_data)]
+    with pytest.raises(ValueError, match="not both"):
+        cli.main([*argv, "--output-dir", str(tmp_path), *FAST])

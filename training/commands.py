@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import DatasetDict
-from transformers import AutoModel, HfArgumentParser, set_seed
+from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, set_seed
 from transformers.modelcard import extract_hyperparameters_from_trainer
 
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
@@ -75,6 +75,13 @@ class ModelArguments:
         default=None,
         metadata={"help": "Encoder name or path. Default: the packaged all-MiniLM-L6-v2 (no download)."},
     )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue training a trained multitask-bert model (folder or Hub id): its heads, labels and "
+            "architecture are kept, so --backbone, --pooling, --use-crf and --classifier-dropout do not apply."
+        },
+    )
     pooling: str = field(default="mean", metadata={"help": "mean, cls or max."})
     use_crf: bool = field(default=False, metadata={"help": "A CRF on the NER head (Viterbi decoding)."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the task heads."})
@@ -87,6 +94,37 @@ def load_dataset_for(data_args: DataArguments, label_lists: dict[str, list[str]]
     return load_data(data_args.data, data_args.format, label_lists=label_lists)
 
 
+def dataset_and_model(
+    model_args: ModelArguments, data_args: DataArguments
+) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
+    """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
+    if model_args.model_name_or_path:
+        if model_args.backbone:
+            raise ValueError("Pass --backbone for a new model or --model_name_or_path to continue one, not both.")
+        model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
+        label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
+        dataset = load_dataset_for(data_args, label_lists)
+        tokenizer = load_tokenizer(model_args.model_name_or_path)
+    else:
+        dataset = load_dataset_for(data_args)
+        labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
+        if not labels:
+            raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
+        backbone = model_args.backbone or default_backbone_path()
+        model = MultiTaskBertModel.from_backbone(
+            backbone,
+            intent_labels=labels.get("intent"),
+            ner_labels=labels.get("ner"),
+            pooling=model_args.pooling,
+            use_crf=model_args.use_crf,
+            classifier_dropout=model_args.classifier_dropout,
+        )
+        tokenizer = load_tokenizer(backbone)
+    if "train" not in dataset:
+        raise ValueError(f"The data has no train split (it has {list(dataset)}).")
+    return dataset, model, tokenizer
+
+
 def train(argv: list[str]) -> int:
     """Fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
     parser = HfArgumentParser((ModelArguments, DataArguments, MultiTaskTrainingArguments), prog="multitask-bert train")
@@ -94,30 +132,21 @@ def train(argv: list[str]) -> int:
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
-    dataset = load_dataset_for(data_args)
-    if "train" not in dataset:
-        raise ValueError(f"The data has no train split (it has {list(dataset)}).")
-    backbone = model_args.backbone or default_backbone_path()
-    labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
-    if not labels:
-        raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
-    model = MultiTaskBertModel.from_backbone(
-        backbone,
-        intent_labels=labels.get("intent"),
-        ner_labels=labels.get("ner"),
-        pooling=model_args.pooling,
-        use_crf=model_args.use_crf,
-        classifier_dropout=model_args.classifier_dropout,
-    )
-    tokenizer = load_tokenizer(backbone)
+    dataset, model, tokenizer = dataset_and_model(model_args, data_args)
     # Saved with the model: the pipeline and sentence-transformers then read texts in windows of the trained length.
     tokenizer.model_max_length = data_args.max_length
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
-    # Targets of tasks left out by --tasks (tokenize_dataset makes none for a task without labels in train).
-    columns = features["train"].column_names
-    untrained = [f"{task}_labels" for task in ("intent", "ner") if task not in labels and f"{task}_labels" in columns]
-    features = features.remove_columns(untrained) if untrained else features
+    # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
+    # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
+    for task in ("intent", "ner"):
+        column = f"{task}_labels"
+        drop_from = list(features) if task not in model.config.tasks else ["train"] * (task not in data_args.tasks)
+        for split in drop_from:
+            if column in features[split].column_names:
+                features[split] = features[split].remove_columns(column)
+    if not any(f"{task}_labels" in features["train"].column_names for task in model.config.tasks):
+        raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
     eval_split = "validation" if "validation" in features else None
     if eval_split is None:
         training_args.eval_strategy = "no"
@@ -213,7 +242,7 @@ def write_card(
         },
         synthetic_data=data_args.data is None,
         hyperparameters=extract_hyperparameters_from_trainer(trainer),
-        base_model=hub_base_model(model_args.backbone),
+        base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
         widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
     )
 
