@@ -5,19 +5,21 @@
     python benchmarks/accuracy.py --dataset atis --study freezing     # what to freeze, validation + test
     python benchmarks/accuracy.py --dataset atis --study multitask    # joint vs intent-only vs NER-only
 
-The main study writes `benchmarks/results/accuracy_<dataset>.json` (schema in benchmarks/README.md) and prints a
-markdown table; the other studies write `<study>_<dataset>.json` and a table. Data comes from `../shared/data`.
+The main study writes `benchmarks/results/accuracy_<dataset>.json` (schema in benchmarks/README.md), the other
+studies `<study>_<dataset>.json` (rows of earlier runs are kept; `--variants` reruns some), each with a markdown table
+beside it (`.md`). Every training run keeps its model folder and scores in `--cache-dir`, so a run that several
+studies share (the recipe at seed 0 is also "full fine-tuning" and "joint") trains once. Data: `../shared/data`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +27,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 METRICS = {"intent_accuracy": "intent_accuracy", "slot_f1": "entity_f1", "sentence_accuracy": "sentence_accuracy"}
+
+# Settings that build the model: a stage that continues a trained model keeps its own.
+MODEL_SETTINGS = {"use_crf", "pooling", "classifier_dropout"}
+CACHE_DIR = Path.home() / ".cache" / "multitask-bert-benchmarks"
 
 # The recipe chosen by the ablation on the validation split (see benchmarks/README.md for the table).
 RECIPE = {
@@ -35,21 +41,25 @@ RECIPE = {
     "per_device_train_batch_size": 32,
     "warmup_steps": 0.1,
     "weight_decay": 0.01,
+    "use_crf": True,
 }
+# A row is one change to RECIPE, or a list of changes: stages, each continuing from the model of the one before.
 ABLATIONS = {
     "recipe": {},
+    "no CRF": {"use_crf": False},
     "lr 5e-5, no head lr": {"learning_rate": 5e-5, "head_learning_rate": 5e-5},
     "no layer-wise decay": {"layerwise_lr_decay": 1.0},
-    "crf": {"use_crf": True},
     "label all sub-tokens": {"label_all_subtokens": True},
     "uncertainty weighting": {"uncertainty_weighting": True},
     "5 epochs": {"num_train_epochs": 5},
 }
+NER_ONLY_AFTER_JOINT = {"tasks": "ner", "freeze_heads": "intent", "num_train_epochs": 3}
 FREEZING = {
     "full fine-tuning": {},
     "frozen backbone": {"freeze_backbone": True},
     "frozen lower half": {"freeze_layers": 3},
     "layer-wise decay 0.8": {"layerwise_lr_decay": 0.8},
+    "intent head frozen after joint (+3 epochs NER only)": [{}, NER_ONLY_AFTER_JOINT],
 }
 MULTITASK = {"joint": {}, "intent only": {"tasks": "intent"}, "NER only": {"tasks": "ner"}}
 
@@ -72,22 +82,43 @@ def published_results() -> dict[str, dict[str, dict[str, float]]]:
 def cli_arguments(settings: dict) -> list[str]:
     arguments = []
     for key, value in settings.items():
+        if value is None:
+            continue
         arguments += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
     return arguments
 
 
-def train_once(dataset: str, settings: dict, seed: int, backbone: str | None) -> tuple[dict, float]:
-    """One `multitask-bert train` run; returns its {split: metrics} and wall seconds of the whole command."""
-    with tempfile.TemporaryDirectory() as output_dir:
-        command = ["multitask-bert", "train", "--data", str(DATA_ROOT / dataset), "--output_dir", output_dir]
-        command += cli_arguments({**settings, "seed": seed, "eval_strategy": "no", "save_strategy": "no"})
-        command += ["--disable_tqdm", "true", "--logging_steps", "50"]
-        if backbone:
-            command += ["--backbone", backbone]
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
-        return json.loads((Path(output_dir) / "eval_results.json").read_text()), seconds
+def run_key(dataset: str, stages: list[dict], seed: int, backbone: str | None) -> str:
+    identity = json.dumps({"dataset": dataset, "stages": stages, "seed": seed, "backbone": backbone}, sort_keys=True)
+    return f"{dataset}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
+
+
+def train_once(
+    dataset: str, stages: list[dict], seed: int, backbone: str | None, cache_dir: Path
+) -> tuple[dict, float]:
+    """
+    The `multitask-bert train` runs of `stages`, each from the model of the one before; returns the last one's
+    {split: metrics} and the wall seconds of all of them (whole commands: training plus the final evaluation).
+    Runs found in `cache_dir` are not trained again.
+    """
+    seconds, model_dir = 0.0, None
+    for stage in range(1, len(stages) + 1):
+        previous, model_dir = model_dir, cache_dir / run_key(dataset, stages[:stage], seed, backbone)
+        done = model_dir / "benchmark_run.json"
+        if not done.exists():
+            command = ["multitask-bert", "train", "--data", str(DATA_ROOT / dataset), "--output_dir", str(model_dir)]
+            command += cli_arguments({**stages[stage - 1], "seed": seed, "eval_strategy": "no", "save_strategy": "no"})
+            command += ["--disable_tqdm", "true", "--logging_steps", "50"]
+            if previous is not None:
+                command += ["--model_name_or_path", str(previous)]
+            elif backbone:
+                command += ["--backbone", backbone]
+            start = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            took = time.perf_counter() - start
+            done.write_text(json.dumps({"settings": stages[stage - 1], "seed": seed, "train_seconds": took}) + "\n")
+        seconds += json.loads(done.read_text())["train_seconds"]
+    return json.loads((model_dir / "eval_results.json").read_text()), seconds
 
 
 def summarize(runs: list[dict], split: str) -> tuple[dict, dict]:
@@ -102,20 +133,33 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def study(dataset: str, variants: dict, seeds: list[int], backbone: str | None, splits: list[str]) -> dict:
+def stages_of(change: dict | list[dict]) -> list[dict]:
+    """A row's training stages: the first on RECIPE with its change, later ones continuing with RECIPE's others."""
+    changes = change if isinstance(change, list) else [change]
+    training = {key: value for key, value in RECIPE.items() if key not in MODEL_SETTINGS}
+    return [{**RECIPE, **changes[0]}] + [{**training, **later} for later in changes[1:]]
+
+
+def study(
+    dataset: str, variants: dict, seeds: list[int], backbone: str | None, splits: list[str], cache_dir: Path
+) -> dict:
     rows = {}
     for name, change in variants.items():
-        settings = {**RECIPE, **change}
-        runs, seconds = [], []
+        stages = stages_of(change)
+        runs = []
         for seed in seeds:
-            result, took = train_once(dataset, settings, seed, backbone)
-            runs.append(result)
-            seconds.append(took)
-            print(f"{name} seed {seed}: {json.dumps({split: result[split] for split in splits})[:300]}", flush=True)
+            result, took = train_once(dataset, stages, seed, backbone, cache_dir)
+            runs.append({"seed": seed, "train_seconds": took, **{split: result[split] for split in splits}})
+            scores = {
+                split: {m: round(result[split].get(key, float("nan")), 4) for m, key in METRICS.items()}
+                for split in splits
+            }
+            print(f"{name} seed {seed} ({took:.0f} s): {scores}", flush=True)
         rows[name] = {
-            "settings": settings,
-            "train_seconds": statistics.mean(seconds),
+            "settings": stages if len(stages) > 1 else stages[0],
+            "train_seconds": statistics.mean(run["train_seconds"] for run in runs),
             **{split: dict(zip(("mean", "std"), summarize(runs, split), strict=True)) for split in splits},
+            "runs": runs,
         }
     return rows
 
@@ -131,20 +175,45 @@ def study_table(rows: dict, splits: list[str]) -> str:
     return "\n".join(lines)
 
 
+def published_table(dataset: str, mean: dict, std: dict, best: dict, seeds: int) -> str:
+    lines = ["| model | intent acc | slot F1 | sentence acc |", "|---|---|---|---|"]
+    for model, scores in published_results().get(dataset, {}).items():
+        lines.append(
+            f"| JointBERT {model} (published, best run) | " + " | ".join(percent(scores[m]) for m in METRICS) + " |"
+        )
+    ours = " | ".join(f"{percent(mean.get(m))} ± {percent(std.get(m))}" for m in METRICS)
+    lines.append(f"| multitask-bert MiniLM-L6, mean ± std of {seeds} seeds | {ours} |")
+    lines.append(
+        "| multitask-bert MiniLM-L6, best seed on validation | "
+        + " | ".join(percent(best.get(m)) for m in METRICS)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def write_outputs(name: str, result: dict, table: str) -> None:
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table + "\n")
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["atis", "snips"], required=True)
     parser.add_argument("--study", choices=["main", "ablation", "freezing", "multitask"], default="main")
     parser.add_argument("--backbone", help="Encoder name or path (default: the packaged all-MiniLM-L6-v2).")
-    parser.add_argument("--use-crf", action="store_true")
+    parser.add_argument(
+        "--use-crf", action=argparse.BooleanOptionalAction, help=f"Override the recipe's CRF ({RECIPE['use_crf']})."
+    )
     parser.add_argument("--seeds", type=int, default=3, help="Runs with seeds 0..N-1.")
     parser.add_argument("--epochs", type=float, help="Override the recipe's number of epochs.")
     parser.add_argument("--variants", nargs="+", help="Run only these rows of the study (names as in the tables).")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"Trained runs (default {CACHE_DIR}).")
     args = parser.parse_args()
     if not (DATA_ROOT / args.dataset).exists():
         sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
-    if args.use_crf:
-        RECIPE["use_crf"] = True
+    if args.use_crf is not None:
+        RECIPE["use_crf"] = args.use_crf
     if args.epochs:
         RECIPE["num_train_epochs"] = args.epochs
     seeds = list(range(args.seeds))
@@ -157,28 +226,27 @@ def main() -> None:
             sys.exit(f"Unknown variants {sorted(unknown)}; this study has {list(variants)}.")
         variants = {name: change for name, change in variants.items() if not args.variants or name in args.variants}
         splits = ["validation"] if args.study == "ablation" else ["validation", "test"]
-        rows = study(args.dataset, variants, seeds, args.backbone, splits)
-        (RESULTS / f"{args.study}_{args.dataset}.json").write_text(json.dumps(rows, indent=2) + "\n")
-        print(study_table(rows, splits))
+        name = f"{args.study}_{args.dataset}"
+        earlier = json.loads((RESULTS / f"{name}.json").read_text()) if (RESULTS / f"{name}.json").exists() else {}
+        rows = {**earlier, **study(args.dataset, variants, seeds, args.backbone, splits, args.cache_dir)}
+        write_outputs(name, rows, study_table(rows, splits))
         return
 
-    rows = study(args.dataset, {"recipe": {}}, seeds, args.backbone, ["test"])["recipe"]
+    row = study(args.dataset, {"recipe": {}}, seeds, args.backbone, ["validation", "test"], args.cache_dir)["recipe"]
+    best = max(row["runs"], key=lambda run: run["validation"]["sentence_accuracy"])
     result = {
         "dataset": args.dataset,
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
         "recipe": RECIPE,
         "seeds": seeds,
-        "mean": rows["test"]["mean"],
-        "std": rows["test"]["std"],
-        "train_seconds": rows["train_seconds"],
+        "mean": row["test"]["mean"],
+        "std": row["test"]["std"],
+        "train_seconds": row["train_seconds"],
+        "best_on_validation": {"seed": best["seed"], **{m: best["test"][key] for m, key in METRICS.items()}},
+        "runs": row["runs"],
     }
-    (RESULTS / f"accuracy_{args.dataset}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["| model | intent acc | slot F1 | sentence acc |", "|---|---|---|---|"]
-    for model, scores in published_results().get(args.dataset, {}).items():
-        lines.append(f"| JointBERT {model} (published) | " + " | ".join(percent(scores[m]) for m in METRICS) + " |")
-    ours = " | ".join(f"{percent(result['mean'].get(m))} ± {percent(result['std'].get(m))}" for m in METRICS)
-    lines.append(f"| multitask-bert MiniLM-L6 ({len(seeds)} seeds) | {ours} |")
-    print("\n".join(lines))
+    table = published_table(args.dataset, result["mean"], result["std"], result["best_on_validation"], len(seeds))
+    write_outputs(f"accuracy_{args.dataset}", result, table)
 
 
 if __name__ == "__main__":
