@@ -191,9 +191,9 @@ def published_table(dataset: str, mean: dict, std: dict, best: dict, seeds: int)
     return "\n".join(lines)
 
 
-def write_outputs(name: str, result: dict, table: str) -> None:
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(table + "\n")
+def write_outputs(results_dir: Path, name: str, result: dict, table: str) -> None:
+    (results_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (results_dir / f"{name}.md").write_text(table + "\n")
     print(table)
 
 
@@ -207,7 +207,9 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=3, help="Runs with seeds 0..N-1.")
     parser.add_argument("--epochs", type=float, help="Override the recipe's number of epochs.")
+    parser.add_argument("--max-steps", type=int, help="Stop every training stage after N steps: a smoke run only.")
     parser.add_argument("--variants", nargs="+", help="Run only these rows of the study (names as in the tables).")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"Where to write (default {RESULTS}).")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"Trained runs (default {CACHE_DIR}).")
     args = parser.parse_args()
     if not (DATA_ROOT / args.dataset).exists():
@@ -216,8 +218,10 @@ def main() -> None:
         RECIPE["use_crf"] = args.use_crf
     if args.epochs:
         RECIPE["num_train_epochs"] = args.epochs
+    if args.max_steps:
+        RECIPE["max_steps"] = args.max_steps
     seeds = list(range(args.seeds))
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
 
     if args.study != "main":
         variants = {"ablation": ABLATIONS, "freezing": FREEZING, "multitask": MULTITASK}[args.study]
@@ -227,9 +231,10 @@ def main() -> None:
         variants = {name: change for name, change in variants.items() if not args.variants or name in args.variants}
         splits = ["validation"] if args.study == "ablation" else ["validation", "test"]
         name = f"{args.study}_{args.dataset}"
-        earlier = json.loads((RESULTS / f"{name}.json").read_text()) if (RESULTS / f"{name}.json").exists() else {}
+        earlier_file = args.results_dir / f"{name}.json"
+        earlier = json.loads(earlier_file.read_text()) if earlier_file.exists() else {}
         rows = {**earlier, **study(args.dataset, variants, seeds, args.backbone, splits, args.cache_dir)}
-        write_outputs(name, rows, study_table(rows, splits))
+        write_outputs(args.results_dir, name, rows, study_table(rows, splits))
         return
 
     row = study(args.dataset, {"recipe": {}}, seeds, args.backbone, ["validation", "test"], args.cache_dir)["recipe"]
@@ -246,7 +251,7 @@ def main() -> None:
         "runs": row["runs"],
     }
     table = published_table(args.dataset, result["mean"], result["std"], result["best_on_validation"], len(seeds))
-    write_outputs(f"accuracy_{args.dataset}", result, table)
+    write_outputs(args.results_dir, f"accuracy_{args.dataset}", result, table)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""`benchmarks/accuracy.py` end to end on ATIS with a tiny backbone and two steps per run: outputs and run cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, SHARED_DATA
+
+SCRIPT = REPO_ROOT / "benchmarks" / "accuracy.py"
+METRICS = {"intent_accuracy", "slot_f1", "sentence_accuracy"}
+pytestmark = pytest.mark.skipif(
+    not (SHARED_DATA / "atis").exists(), reason=f"the ATIS benchmark data is not at {SHARED_DATA / 'atis'}"
+)
+
+
+@pytest.fixture(scope="module")
+def run_accuracy(tmp_path_factory, tiny_backbone_dir):
+    """Runs accuracy.py on ATIS with the tiny backbone, writing results and cached runs into temporary folders."""
+    results_dir, cache_dir = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("cache")
+
+    def run(*arguments: str) -> tuple[Path, Path, str]:
+        command = [sys.executable, str(SCRIPT), "--dataset", "atis", "--backbone", str(tiny_backbone_dir)]
+        command += ["--max-steps", "2", "--results-dir", str(results_dir), "--cache-dir", str(cache_dir), *arguments]
+        finished = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+        return results_dir, cache_dir, finished.stdout
+
+    return run
+
+
+def test_main_study_writes_the_fixed_schema_beside_the_published_table(run_accuracy):
+    results_dir, cache_dir, printed = run_accuracy("--seeds", "2")
+    result = json.loads((results_dir / "accuracy_atis.json").read_text())
+    assert {"dataset", "backbone", "recipe", "seeds", "mean", "std", "train_seconds"} <= set(result)
+    assert result["dataset"] == "atis" and result["seeds"] == [0, 1] and result["recipe"]["max_steps"] == 2
+    assert set(result["mean"]) == set(result["std"]) == METRICS
+    assert all(0.0 <= value <= 1.0 for value in result["mean"].values())
+    assert [run["seed"] for run in result["runs"]] == [0, 1] and result["train_seconds"] > 0
+    assert result["best_on_validation"]["seed"] in (0, 1)
+    assert "| JointBERT BERT-base (published, best run) | 97.87 | 95.59 | 88.24 |" in printed
+    assert (results_dir / "accuracy_atis.md").read_text().strip() in printed
+    assert len(list(cache_dir.iterdir())) == 2
+
+
+def cached_runs(cache_dir: Path) -> dict[str, int]:
+    return {path.name: (path / "benchmark_run.json").stat().st_mtime_ns for path in cache_dir.iterdir()}
+
+
+def test_studies_share_cached_runs_and_keep_earlier_rows(run_accuracy):
+    results_dir, cache_dir, _ = run_accuracy("--seeds", "1")  # trained by the test above, or here
+    before = cached_runs(cache_dir)
+
+    # The recipe at seed 0 is the two-stage row's first stage: only the second stage trains.
+    two_stage = "intent head frozen after joint (+3 epochs NER only)"
+    run_accuracy("--study", "freezing", "--seeds", "1", "--variants", two_stage)
+    after = cached_runs(cache_dir)
+    assert {name: after[name] for name in before} == before and len(after) == len(before) + 1
+    (new_run,) = set(after) - set(before)
+    second_stage = json.loads((cache_dir / new_run / "benchmark_run.json").read_text())
+    assert second_stage["settings"]["tasks"] == "ner" and second_stage["settings"]["freeze_heads"] == "intent"
+
+    # "full fine-tuning" is the recipe too: nothing trains, and the earlier row stays in the file.
+    _, _, printed = run_accuracy("--study", "freezing", "--seeds", "1", "--variants", "full fine-tuning")
+    assert cached_runs(cache_dir) == after
+    rows = json.loads((results_dir / "freezing_atis.json").read_text())
+    assert list(rows) == [two_stage, "full fine-tuning"]
+    main = json.loads((results_dir / "accuracy_atis.json").read_text())["runs"][0]
+    assert rows["full fine-tuning"]["test"]["mean"]["sentence_accuracy"] == main["test"]["sentence_accuracy"]
+    assert rows[two_stage]["train_seconds"] > rows["full fine-tuning"]["train_seconds"] == main["train_seconds"]
+    assert set(rows[two_stage]["test"]["mean"]) == METRICS
+    assert "| full fine-tuning |" in printed and (results_dir / "freezing_atis.md").exists()
+
+
+def test_unknown_variant_is_refused(run_accuracy):
+    with pytest.raises(AssertionError, match="Unknown variants"):
+        run_accuracy("--study", "multitask", "--variants", "both")
