@@ -52,7 +52,6 @@ ABLATIONS = {
     "layer-wise decay 0.9, label all sub-tokens": {"layerwise_lr_decay": 0.9, "label_all_subtokens": True},
     "layer-wise decay 0.9, uncertainty weighting": {"layerwise_lr_decay": 0.9, "uncertainty_weighting": True},
     "layer-wise decay 0.9, 5 epochs": {"layerwise_lr_decay": 0.9, "num_train_epochs": 5},
-    "15 epochs": {"num_train_epochs": 15},
 }
 NER_ONLY_AFTER_JOINT = {"tasks": "ner", "freeze_heads": "intent", "num_train_epochs": 3}
 FREEZING = {
@@ -123,7 +122,7 @@ def train_once(
 
 
 def summarize(runs: list[dict], split: str) -> tuple[dict, dict]:
-    values = {name: [run[split][key] for run in runs if key in run[split]] for name, key in METRICS.items()}
+    values = {name: [run[split][name] for run in runs if name in run[split]] for name in METRICS}
     values = {name: found for name, found in values.items() if found}
     mean = {name: statistics.mean(found) for name, found in values.items()}
     spread = {name: statistics.pstdev(found) for name, found in values.items()}
@@ -150,12 +149,12 @@ def study(
         runs = []
         for seed in seeds:
             result, took = train_once(dataset, stages, seed, backbone, cache_dir)
-            runs.append({"seed": seed, "train_seconds": took, **{split: result[split] for split in splits}})
             scores = {
-                split: {m: round(result[split].get(key, float("nan")), 4) for m, key in METRICS.items()}
+                split: {metric: result[split][key] for metric, key in METRICS.items() if key in result[split]}
                 for split in splits
             }
-            print(f"{name} seed {seed} ({took:.0f} s): {scores}", flush=True)
+            runs.append({"seed": seed, "train_seconds": took, **scores})
+            print(f"{name} seed {seed} ({took:.0f} s): {json.dumps(scores)}", flush=True)
         rows[name] = {
             "settings": stages if len(stages) > 1 else stages[0],
             "train_seconds": statistics.mean(run["train_seconds"] for run in runs),
@@ -250,7 +249,7 @@ def main() -> None:
         "mean": row["test"]["mean"],
         "std": row["test"]["std"],
         "train_seconds": row["train_seconds"],
-        "best_on_validation": {"seed": best["seed"], **{m: best["test"][key] for m, key in METRICS.items()}},
+        "best_on_validation": {"seed": best["seed"], **best["test"]},
         "runs": row["runs"],
     }
     table = published_table(args.dataset, result["mean"], result["std"], result["best_on_validation"], len(seeds))
