@@ -104,8 +104,29 @@ def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
     assert {"intent_accuracy", "entity_f1", "sentence_accuracy"} <= set(test_scores)
 
 
-def test_backbone_and_model_name_or_path_together_are_refused(trained, small_data, tmp_path):
+@pytest.mark.parametrize("option", [["--backbone", "bert-base-uncased"], ["--use-crf", "true"], ["--pooling", "cls"]])
+def test_new_model_options_with_model_name_or_path_are_refused(trained, small_data, tmp_path, option):
     first_dir, _ = trained
-    argv = ["train", "--model-name-or-path", str(first_dir), "--backbone", str(first_dir), "--data", str(small_data)]
-    with pytest.raises(ValueError, match="not both"):
+    argv = ["train", "--model-name-or-path", str(first_dir), "--data", str(small_data), *option]
+    with pytest.raises(ValueError, match=f"--{option[0][2:].replace('-', '_')}: options of a new model"):
         cli.main([*argv, "--output-dir", str(tmp_path), *FAST])
+
+
+def test_continuing_refuses_a_missing_head_and_labels_the_model_lacks(trained, small_data, tmp_path):
+    first_dir, _ = trained
+    argv = ["train", "--model-name-or-path", str(first_dir), "--output-dir", str(tmp_path), *FAST]
+    with pytest.raises(
+        ValueError, match=r"--tasks slots: the model has no such head; its heads are \['intent', 'ner'\]"
+    ):
+        cli.main([*argv, "--data", str(small_data), "--tasks", "slots"])
+
+    new_data = tmp_path / "new_data"
+    new_data.mkdir()
+    for split in SPLIT_SIZES:
+        lines = (small_data / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        if split == "train":
+            first = json.loads(lines[0])
+            lines[0] = json.dumps({**first, "intent": "book_flight"})
+        (new_data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"train split has labels that .* does not know \(1 intent;"):
+        cli.main([*argv, "--data", str(new_data)])

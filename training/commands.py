@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, set_seed
 from transformers.modelcard import extract_hyperparameters_from_trainer
 
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
 
-from .data import MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
+from .data import UNK, MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
 from .loading import load_tokenizer
 from .trainer import MultiTaskTrainer, build_compute_metrics
 from .training_args import MultiTaskTrainingArguments
@@ -87,6 +87,9 @@ class ModelArguments:
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the task heads."})
 
 
+NEW_MODEL_DEFAULTS = {option.name: option.default for option in fields(ModelArguments)}
+
+
 def load_dataset_for(data_args: DataArguments, label_lists: dict[str, list[str]] | None = None) -> DatasetDict:
     """The user's data, or the embedded default; `label_lists` (a trained model's) fix the label ids."""
     if data_args.data is None:
@@ -99,12 +102,27 @@ def dataset_and_model(
 ) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
     """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
     if model_args.model_name_or_path:
-        if model_args.backbone:
-            raise ValueError("Pass --backbone for a new model or --model_name_or_path to continue one, not both.")
+        new_model_options = [
+            f"--{name}"
+            for name, value in vars(model_args).items()
+            if name != "model_name_or_path" and value != NEW_MODEL_DEFAULTS[name]
+        ]
+        if new_model_options:
+            raise ValueError(
+                f"{', '.join(new_model_options)}: options of a new model, but --model_name_or_path continues a "
+                "trained one, architecture included. Pass one or the other."
+            )
         model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
         dataset = load_dataset_for(data_args, label_lists)
         tokenizer = load_tokenizer(model_args.model_name_or_path)
+        if "train" in dataset and (unknown := unknown_train_labels(dataset["train"])):
+            counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
+            raise ValueError(
+                f"The train split has labels that {model_args.model_name_or_path} does not know ({counts}; the warning "
+                "above lists them): they would train as UNK. Continue on data within the model's labels, or train "
+                "a new model."
+            )
     else:
         dataset = load_dataset_for(data_args)
         labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
@@ -125,6 +143,18 @@ def dataset_and_model(
     return dataset, model, tokenizer
 
 
+def unknown_train_labels(train: Dataset) -> dict[str, int]:
+    """Per task, how many labels of `train` the vocabulary lacks (they were mapped to `UNK`)."""
+    unknown = {}
+    if "intent" in train.features:
+        unk = train.features["intent"].str2int(UNK)
+        unknown["intent"] = sum(intent == unk for intent in train["intent"])
+    if "ner_tags" in train.features:
+        unk = train.features["ner_tags"].feature.str2int(UNK)
+        unknown["ner"] = sum(tag == unk for tags in train["ner_tags"] for tag in tags)
+    return {task: count for task, count in unknown.items() if count}
+
+
 def train(argv: list[str]) -> int:
     """Fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
     parser = HfArgumentParser((ModelArguments, DataArguments, MultiTaskTrainingArguments), prog="multitask-bert train")
@@ -139,9 +169,19 @@ def train(argv: list[str]) -> int:
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
     # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
     # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
+    if not set(data_args.tasks) & set(model.config.tasks):
+        raise ValueError(
+            f"--tasks {' '.join(data_args.tasks)}: the model has no such head; its heads are "
+            f"{list(model.config.tasks)}."
+        )
     for task in ("intent", "ner"):
         column = f"{task}_labels"
-        drop_from = list(features) if task not in model.config.tasks else ["train"] * (task not in data_args.tasks)
+        if task not in model.config.tasks:
+            drop_from = list(features)
+        elif task not in data_args.tasks:
+            drop_from = ["train"]
+        else:
+            drop_from = []
         for split in drop_from:
             if column in features[split].column_names:
                 features[split] = features[split].remove_columns(column)
