@@ -80,15 +80,15 @@ def published_results() -> dict[str, dict[str, dict[str, float]]]:
 
 
 def cli_arguments(settings: dict) -> list[str]:
+    """`{"use_crf": True, "seed": 0}` -> `["--use_crf", "true", "--seed", "0"]`."""
     arguments = []
     for key, value in settings.items():
-        if value is None:
-            continue
         arguments += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
     return arguments
 
 
 def run_key(dataset: str, stages: list[dict], seed: int, backbone: str | None) -> str:
+    """The cache folder name of a run: the dataset and a hash of everything that defines the run."""
     identity = json.dumps({"dataset": dataset, "stages": stages, "seed": seed, "backbone": backbone}, sort_keys=True)
     return f"{dataset}-{hashlib.sha1(identity.encode()).hexdigest()[:12]}"
 
@@ -143,6 +143,7 @@ def stages_of(change: dict | list[dict]) -> list[dict]:
 def study(
     dataset: str, variants: dict, seeds: list[int], backbone: str | None, splits: list[str], cache_dir: Path
 ) -> dict:
+    """Train every row at every seed; per row its settings, mean train seconds, mean and std per split, and runs."""
     rows = {}
     for name, change in variants.items():
         stages = stages_of(change)
@@ -175,16 +176,17 @@ def study_table(rows: dict, splits: list[str]) -> str:
     return "\n".join(lines)
 
 
-def published_table(dataset: str, mean: dict, std: dict, best: dict, seeds: int) -> str:
+def published_table(dataset: str, model: str, mean: dict, std: dict, best: dict, seeds: int) -> str:
+    """Markdown: the published JointBERT rows, then `model`'s mean ± std and its best seed on validation."""
     lines = ["| model | intent acc | slot F1 | sentence acc |", "|---|---|---|---|"]
-    for model, scores in published_results().get(dataset, {}).items():
+    for published, scores in published_results().get(dataset, {}).items():
         lines.append(
-            f"| JointBERT {model} (published, best run) | " + " | ".join(percent(scores[m]) for m in METRICS) + " |"
+            f"| JointBERT {published} (published, best run) | " + " | ".join(percent(scores[m]) for m in METRICS) + " |"
         )
     ours = " | ".join(f"{percent(mean.get(m))} ± {percent(std.get(m))}" for m in METRICS)
-    lines.append(f"| multitask-bert MiniLM-L6, mean ± std of {seeds} seeds | {ours} |")
+    lines.append(f"| multitask-bert {model}, mean ± std of {seeds} seeds | {ours} |")
     lines.append(
-        "| multitask-bert MiniLM-L6, best seed on validation | "
+        f"| multitask-bert {model}, best seed on validation | "
         + " | ".join(percent(best.get(m)) for m in METRICS)
         + " |"
     )
@@ -192,6 +194,7 @@ def published_table(dataset: str, mean: dict, std: dict, best: dict, seeds: int)
 
 
 def write_outputs(results_dir: Path, name: str, result: dict, table: str) -> None:
+    """`<name>.json` and the markdown table `<name>.md` in `results_dir`; prints the table."""
     (results_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (results_dir / f"{name}.md").write_text(table + "\n")
     print(table)
@@ -252,7 +255,10 @@ def main() -> None:
         "best_on_validation": {"seed": best["seed"], **best["test"]},
         "runs": row["runs"],
     }
-    table = published_table(args.dataset, result["mean"], result["std"], result["best_on_validation"], len(seeds))
+    model = Path(args.backbone).name if args.backbone else "MiniLM-L6"
+    table = published_table(
+        args.dataset, model, result["mean"], result["std"], result["best_on_validation"], len(seeds)
+    )
     write_outputs(args.results_dir, f"accuracy_{args.dataset}", result, table)
 
 
