@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick benchmarks (< 10 minutes on 2 CPU cores): speed ratios and memory. Writes benchmarks/results/*.json.
-# The accuracy runs take longer (ATIS ~10 min per seed on 2 cores): run benchmarks/accuracy.py yourself.
+# The accuracy runs take longer (ATIS ~7.5 min, SNIPS ~10 min at 5 epochs, per seed on 2 cores): run
+# benchmarks/accuracy.py yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p benchmarks/results
