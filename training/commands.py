@@ -164,16 +164,16 @@ def train(argv: list[str]) -> int:
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
     dataset, model, tokenizer = dataset_and_model(model_args, data_args)
-    # Saved with the model: the pipeline and sentence-transformers then read texts in windows of the trained length.
-    tokenizer.model_max_length = data_args.max_length
-    features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
-    # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
-    # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
     if not set(data_args.tasks) & set(model.config.tasks):
         raise ValueError(
             f"--tasks {' '.join(data_args.tasks)}: the model has no such head; its heads are "
             f"{list(model.config.tasks)}."
         )
+    # Saved with the model: the pipeline and sentence-transformers then read texts in windows of the trained length.
+    tokenizer.model_max_length = data_args.max_length
+    features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
+    # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
+    # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
     for task in ("intent", "ner"):
         column = f"{task}_labels"
         if task not in model.config.tasks:
