@@ -254,7 +254,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         config = MultiTaskBertConfig(encoder=encoder_config, tasks=tasks or None, **config_overrides)
         model = cls(config)
         encoder_class = MODEL_MAPPING[type(encoder_config)]
-        no_pooler = {"add_pooling_layer": False} if _accepts(encoder_class, "add_pooling_layer") else {}
+        no_pooler = {}
+        if _accepts(encoder_class, "add_pooling_layer"):
+            # Our pooling replaces the encoder's pooler: its saved weights are left out on purpose, not reported.
+            ignore_pooler = {"_keys_to_ignore_on_load_unexpected": [r"^pooler\."]}
+            encoder_class = type(encoder_class.__name__, (encoder_class,), ignore_pooler)
+            no_pooler = {"add_pooling_layer": False}
         pretrained = encoder_class.from_pretrained(name_or_path, **no_pooler)
         model.backbone.load_state_dict(pretrained.state_dict())
         model.config.encoder = pretrained.config
