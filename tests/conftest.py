@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random encoders built here (no network), the packaged tokenizer, subprocess helpers."""
+"""Shared fixtures and helpers: tiny random encoders and models built here (no network), the packaged tokenizer,
+the pipeline helpers that several test files use, subprocess helpers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import AutoTokenizer, BertConfig, BertModel, pipeline
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 
@@ -45,6 +46,37 @@ def tiny_model(seed: int = 0, **config_overrides) -> MultiTaskBertModel:
     )
     settings.update(config_overrides)
     return MultiTaskBertModel(MultiTaskBertConfig(**settings)).eval()
+
+
+# As the data loaders and JointBERT label files make them: a prefix-less `PAD`, `O`, BIO tags, `UNK` last.
+TAGS = ["PAD", "O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON", "UNK"]
+WORDS = ["alpha", "Zürich", "café", "🎉", "naïve", "東", "meeting", "tomorrow", "x", "Ωmega"]
+
+
+def tagging_model(max_positions: int = 128, use_crf: bool = False, seed: int = 0):
+    tasks = {"intent": {"level": "sentence", "labels": INTENTS}, "ner": {"level": "token", "labels": TAGS}}
+    return tiny_model(
+        seed=seed, encoder=tiny_encoder_config(max_position_embeddings=max_positions), tasks=tasks, use_crf=use_crf
+    )
+
+
+def mixed_tags_model(max_positions: int = 128):
+    """Random model whose NER head is scaled up, so tokens get a confident mix of all tags."""
+    model = tagging_model(max_positions)
+    with torch.no_grad():
+        model.heads["ner"].weight.mul_(100)
+    return model
+
+
+def make_pipeline(model, tokenizer, **kwargs):
+    return pipeline("joint-intent-ner", model=model, tokenizer=tokenizer, **kwargs)
+
+
+def long_text(num_words: int = 90) -> str:
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(WORDS), (num_words,), generator=generator).tolist()
+    gaps = torch.randint(1, 4, (num_words,), generator=generator).tolist()
+    return "".join(WORDS[pick] + " " * gap for pick, gap in zip(picks, gaps, strict=True)).rstrip()
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,8 @@ import re
 import onnx
 import pytest
 import torch
-from test_pipeline import TAGS, long_text, make_pipeline, mixed_tags_model
 
-from conftest import INTENTS, tiny_encoder_config, tiny_model
+from conftest import INTENTS, TAGS, long_text, make_pipeline, mixed_tags_model, tiny_encoder_config, tiny_model
 from multitask_bert.modeling import MultiTaskBertModel
 from multitask_bert.training import cli
 from multitask_bert.training.export import (

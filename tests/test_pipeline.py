@@ -9,30 +9,19 @@ import re
 
 import pytest
 import torch
-from transformers import pipeline
 
-from conftest import INTENTS, run_without_project, tiny_encoder_config, tiny_model
+from conftest import (
+    INTENTS,
+    TAGS,
+    long_text,
+    make_pipeline,
+    mixed_tags_model,
+    run_without_project,
+    tagging_model,
+    tiny_model,
+)
 from multitask_bert.modeling import JointIntentNerPipeline
 from multitask_bert.training import cli
-
-# As the data loaders and JointBERT label files make them: a prefix-less `PAD`, `O`, BIO tags, `UNK` last.
-TAGS = ["PAD", "O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON", "UNK"]
-WORDS = ["alpha", "Zürich", "café", "🎉", "naïve", "東", "meeting", "tomorrow", "x", "Ωmega"]
-
-
-def tagging_model(max_positions: int = 128, use_crf: bool = False, seed: int = 0):
-    tasks = {"intent": {"level": "sentence", "labels": INTENTS}, "ner": {"level": "token", "labels": TAGS}}
-    return tiny_model(
-        seed=seed, encoder=tiny_encoder_config(max_position_embeddings=max_positions), tasks=tasks, use_crf=use_crf
-    )
-
-
-def mixed_tags_model(max_positions: int = 128):
-    """Random model whose NER head is scaled up, so tokens get a confident mix of all tags."""
-    model = tagging_model(max_positions)
-    with torch.no_grad():
-        model.heads["ner"].weight.mul_(100)
-    return model
 
 
 def forced_tag_model(tag: str, max_positions: int = 128):
@@ -45,19 +34,8 @@ def forced_tag_model(tag: str, max_positions: int = 128):
     return model
 
 
-def make_pipeline(model, tokenizer, **kwargs):
-    return pipeline("joint-intent-ner", model=model, tokenizer=tokenizer, **kwargs)
-
-
 def word_spans(text: str) -> list[tuple[int, int]]:
     return [(match.start(), match.end()) for match in re.finditer(r"\S+", text)]
-
-
-def long_text(num_words: int = 90) -> str:
-    generator = torch.Generator().manual_seed(0)
-    picks = torch.randint(len(WORDS), (num_words,), generator=generator).tolist()
-    gaps = torch.randint(1, 4, (num_words,), generator=generator).tolist()
-    return "".join(WORDS[pick] + " " * gap for pick, gap in zip(picks, gaps, strict=True)).rstrip()
 
 
 @pytest.fixture(scope="module")
