@@ -8,7 +8,7 @@
 The main study writes `benchmarks/results/accuracy_<dataset>.json` (schema in benchmarks/README.md), the other
 studies `<study>_<dataset>.json` (rows of earlier runs are kept; `--variants` reruns some), each with a markdown table
 beside it (`.md`). Every training run keeps its model folder and scores in `--cache-dir`, so a run that several
-studies share (the recipe at seed 0 is also "full fine-tuning" and "joint") trains once. Data: `../shared/data`.
+studies share (BASE at seed 0 is also "full fine-tuning" and "joint") trains once. Data: `../shared/data`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ METRICS = {"intent_accuracy": "intent_accuracy", "slot_f1": "entity_f1", "senten
 MODEL_SETTINGS = {"use_crf", "pooling", "classifier_dropout"}
 CACHE_DIR = Path.home() / ".cache" / "multitask-bert-benchmarks"
 
-# The recipe chosen by the ablation on the validation split (see benchmarks/README.md for the table).
-RECIPE = {
+# Where every row of every study starts: the recipe of the first ablation rounds, and the one the freezing and
+# multi-task studies ran with. Each row is one change to it.
+BASE = {
     "num_train_epochs": 10,
     "learning_rate": 1e-4,
     "head_learning_rate": 1e-3,
@@ -43,17 +44,24 @@ RECIPE = {
     "weight_decay": 0.01,
     "use_crf": True,
 }
-# A row is one change to RECIPE, or a list of changes: stages, each continuing from the model of the one before.
-# The search went in rounds: a CRF on top of layer-wise decay 0.9, then changes to that, then the recipe.
+NER_ONLY_AFTER_JOINT = {"tasks": "ner", "freeze_heads": "intent", "num_train_epochs": 3}
+# A row is one change to BASE, or a list of changes: stages, each continuing from the model of the one before.
+# The search went in rounds: a CRF on top of layer-wise decay 0.9, then changes to that, then BASE (no decay), then
+# changes to BASE on 3 seeds.
 ABLATIONS = {
-    "recipe (CRF, no layer-wise decay)": {},
+    "first recipe (CRF, no layer-wise decay)": {},
     "layer-wise decay 0.9, no CRF": {"layerwise_lr_decay": 0.9, "use_crf": False},
     "layer-wise decay 0.9": {"layerwise_lr_decay": 0.9},
     "layer-wise decay 0.9, label all sub-tokens": {"layerwise_lr_decay": 0.9, "label_all_subtokens": True},
     "layer-wise decay 0.9, uncertainty weighting": {"layerwise_lr_decay": 0.9, "uncertainty_weighting": True},
     "layer-wise decay 0.9, 5 epochs": {"layerwise_lr_decay": 0.9, "num_train_epochs": 5},
+    "learning rate 2e-4": {"learning_rate": 2e-4},
+    "20 epochs": {"num_train_epochs": 20},
+    "+3 epochs NER only, intent head frozen": [{}, NER_ONLY_AFTER_JOINT],
+    "learning rate 2e-4, +3 epochs NER only, intent head frozen": [{"learning_rate": 2e-4}, NER_ONLY_AFTER_JOINT],
 }
-NER_ONLY_AFTER_JOINT = {"tasks": "ner", "freeze_heads": "intent", "num_train_epochs": 3}
+# The recipe of the main study: the ablation row with the best mean validation sentence accuracy over seeds 0-2.
+RECIPE_ROW = "20 epochs"
 FREEZING = {
     "full fine-tuning": {},
     "frozen backbone": {"freeze_backbone": True},
@@ -134,10 +142,10 @@ def percent(value: float | None) -> str:
 
 
 def stages_of(change: dict | list[dict]) -> list[dict]:
-    """A row's training stages: the first on RECIPE with its change, later ones continuing with RECIPE's others."""
+    """A row's training stages: the first on BASE with its change, later ones continuing with BASE's others."""
     changes = change if isinstance(change, list) else [change]
-    training = {key: value for key, value in RECIPE.items() if key not in MODEL_SETTINGS}
-    return [{**RECIPE, **changes[0]}] + [{**training, **later} for later in changes[1:]]
+    training = {key: value for key, value in BASE.items() if key not in MODEL_SETTINGS}
+    return [{**BASE, **changes[0]}] + [{**training, **later} for later in changes[1:]]
 
 
 def study(
@@ -166,13 +174,20 @@ def study(
 
 
 def study_table(rows: dict, splits: list[str]) -> str:
-    header = "| variant | " + " | ".join(
+    """Markdown: a row per variant, its scores per split (mean ± std when it ran several seeds) and mean seconds."""
+    header = "| variant | seeds | " + " | ".join(
         f"{split} {name}" for split in splits for name in ("intent acc", "slot F1", "sentence acc")
     )
-    lines = [header + " | train s |", "|" + "---|" * (2 + 3 * len(splits))]
+    lines = [header + " | train s |", "|" + "---|" * (3 + 3 * len(splits))]
     for name, row in rows.items():
-        cells = [percent(row[split]["mean"].get(metric)) for split in splits for metric in METRICS]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
+        seeds = len(row["runs"])
+        cells = [
+            percent(row[split]["mean"].get(metric))
+            + (f" ± {percent(row[split]['std'].get(metric))}" if seeds > 1 and metric in row[split]["std"] else "")
+            for split in splits
+            for metric in METRICS
+        ]
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -206,10 +221,10 @@ def main() -> None:
     parser.add_argument("--study", choices=["main", "ablation", "freezing", "multitask"], default="main")
     parser.add_argument("--backbone", help="Encoder name or path (default: the packaged all-MiniLM-L6-v2).")
     parser.add_argument(
-        "--use-crf", action=argparse.BooleanOptionalAction, help=f"Override the recipe's CRF ({RECIPE['use_crf']})."
+        "--use-crf", action=argparse.BooleanOptionalAction, help=f"Override the CRF setting ({BASE['use_crf']})."
     )
     parser.add_argument("--seeds", type=int, default=3, help="Runs with seeds 0..N-1.")
-    parser.add_argument("--epochs", type=float, help="Override the recipe's number of epochs.")
+    parser.add_argument("--epochs", type=int, help="Override the number of epochs of the recipe and of BASE.")
     parser.add_argument("--max-steps", type=int, help="Stop every training stage after N steps: a smoke run only.")
     parser.add_argument("--variants", nargs="+", help="Run only these rows of the study (names as in the tables).")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"Where to write (default {RESULTS}).")
@@ -218,11 +233,11 @@ def main() -> None:
     if not (DATA_ROOT / args.dataset).exists():
         sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
     if args.use_crf is not None:
-        RECIPE["use_crf"] = args.use_crf
-    if args.epochs:
-        RECIPE["num_train_epochs"] = args.epochs
+        BASE["use_crf"] = args.use_crf
+    if args.epochs:  # rows that set their own number of epochs keep it, except the main study's recipe
+        BASE["num_train_epochs"] = args.epochs
     if args.max_steps:
-        RECIPE["max_steps"] = args.max_steps
+        BASE["max_steps"] = args.max_steps
     seeds = list(range(args.seeds))
     args.results_dir.mkdir(parents=True, exist_ok=True)
 
@@ -242,12 +257,14 @@ def main() -> None:
         write_outputs(args.results_dir, name, rows, study_table(rows, splits))
         return
 
-    row = study(args.dataset, {"recipe": {}}, seeds, args.backbone, ["validation", "test"], args.cache_dir)["recipe"]
+    recipe = {**ABLATIONS[RECIPE_ROW], **({"num_train_epochs": args.epochs} if args.epochs else {})}
+    splits = ["validation", "test"]
+    row = study(args.dataset, {"recipe": recipe}, seeds, args.backbone, splits, args.cache_dir)["recipe"]
     best = max(row["runs"], key=lambda run: run["validation"]["sentence_accuracy"])
     result = {
         "dataset": args.dataset,
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
-        "recipe": RECIPE,
+        "recipe": row["settings"],
         "seeds": seeds,
         "mean": row["test"]["mean"],
         "std": row["test"]["std"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -51,11 +52,31 @@ def cached_runs(cache_dir: Path) -> dict[str, int]:
     return {path.name: (path / "benchmark_run.json").stat().st_mtime_ns for path in cache_dir.iterdir()}
 
 
+def recipe_row() -> str:
+    """The name of the ablation row that the main study runs, as the script defines it."""
+    spec = importlib.util.spec_from_file_location("accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RECIPE_ROW
+
+
+def test_main_study_runs_its_ablation_row(run_accuracy):
+    results_dir, cache_dir, _ = run_accuracy("--seeds", "2")  # trained by the test above, or here
+    before = cached_runs(cache_dir)
+    run_accuracy("--study", "ablation", "--seeds", "2", "--variants", recipe_row())
+    assert cached_runs(cache_dir) == before  # nothing trained again
+    main = json.loads((results_dir / "accuracy_atis.json").read_text())
+    row = json.loads((results_dir / "ablation_atis.json").read_text())[recipe_row()]
+    assert row["settings"] == main["recipe"] and row["train_seconds"] == main["train_seconds"]
+    assert [run["validation"] for run in row["runs"]] == [run["validation"] for run in main["runs"]]
+
+
 def test_studies_share_cached_runs_and_keep_earlier_rows(run_accuracy):
-    results_dir, cache_dir, _ = run_accuracy("--seeds", "1")  # trained by the test above, or here
+    first_recipe = "first recipe (CRF, no layer-wise decay)"
+    results_dir, cache_dir, _ = run_accuracy("--study", "ablation", "--seeds", "1", "--variants", first_recipe)
     before = cached_runs(cache_dir)
 
-    # The recipe at seed 0 is the two-stage row's first stage: only the second stage trains.
+    # BASE at seed 0 is the two-stage row's first stage: only the second stage trains.
     two_stage = "intent head frozen after joint (+3 epochs NER only)"
     run_accuracy("--study", "freezing", "--seeds", "1", "--variants", two_stage)
     after = cached_runs(cache_dir)
@@ -64,18 +85,18 @@ def test_studies_share_cached_runs_and_keep_earlier_rows(run_accuracy):
     second_stage = json.loads((cache_dir / new_run / "benchmark_run.json").read_text())
     assert second_stage["settings"]["tasks"] == "ner" and second_stage["settings"]["freeze_heads"] == "intent"
 
-    # "full fine-tuning" is the recipe too: nothing trains, and the earlier row stays in the file.
+    # "full fine-tuning" is BASE too: nothing trains, and the earlier row stays in the file.
     _, _, printed = run_accuracy("--study", "freezing", "--seeds", "1", "--variants", "full fine-tuning")
     assert cached_runs(cache_dir) == after
     rows = json.loads((results_dir / "freezing_atis.json").read_text())
     assert list(rows) == ["full fine-tuning", two_stage]  # the study's order
-    main = json.loads((results_dir / "accuracy_atis.json").read_text())["runs"][0]
-    assert rows["full fine-tuning"]["test"]["mean"]["sentence_accuracy"] == main["test"]["sentence_accuracy"]
+    base = json.loads((results_dir / "ablation_atis.json").read_text())[first_recipe]["runs"][0]
+    assert rows["full fine-tuning"]["runs"][0]["validation"] == base["validation"]
     # The two-stage row times both of its stages.
-    assert rows["full fine-tuning"]["train_seconds"] == main["train_seconds"]
-    assert rows[two_stage]["train_seconds"] == pytest.approx(main["train_seconds"] + second_stage["train_seconds"])
+    assert rows["full fine-tuning"]["train_seconds"] == base["train_seconds"]
+    assert rows[two_stage]["train_seconds"] == pytest.approx(base["train_seconds"] + second_stage["train_seconds"])
     assert set(rows[two_stage]["test"]["mean"]) == METRICS
-    assert "| full fine-tuning |" in printed and (results_dir / "freezing_atis.md").exists()
+    assert "| full fine-tuning | 1 |" in printed and (results_dir / "freezing_atis.md").exists()
 
 
 def test_unknown_variant_is_refused(run_accuracy):
