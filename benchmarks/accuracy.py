@@ -234,7 +234,7 @@ def main() -> None:
         sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
     if args.use_crf is not None:
         BASE["use_crf"] = args.use_crf
-    if args.epochs:  # rows that set their own number of epochs keep it, except the main study's recipe
+    if args.epochs is not None:  # rows that set their own number of epochs keep it, except the main study's recipe
         BASE["num_train_epochs"] = args.epochs
     if args.max_steps:
         BASE["max_steps"] = args.max_steps
@@ -257,7 +257,7 @@ def main() -> None:
         write_outputs(args.results_dir, name, rows, study_table(rows, splits))
         return
 
-    recipe = {**ABLATIONS[RECIPE_ROW], **({"num_train_epochs": args.epochs} if args.epochs else {})}
+    recipe = {**ABLATIONS[RECIPE_ROW], **({"num_train_epochs": args.epochs} if args.epochs is not None else {})}
     splits = ["validation", "test"]
     row = study(args.dataset, {"recipe": recipe}, seeds, args.backbone, splits, args.cache_dir)["recipe"]
     best = max(row["runs"], key=lambda run: run["validation"]["sentence_accuracy"])

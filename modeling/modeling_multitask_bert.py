@@ -257,8 +257,9 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         no_pooler = {}
         if _accepts(encoder_class, "add_pooling_layer"):
             # Our pooling replaces the encoder's pooler: its saved weights are left out on purpose, not reported.
-            ignore_pooler = {"_keys_to_ignore_on_load_unexpected": [r"^pooler\."]}
-            encoder_class = type(encoder_class.__name__, (encoder_class,), ignore_pooler)
+            ignored = [*(encoder_class._keys_to_ignore_on_load_unexpected or []), r"(^|\.)pooler\."]
+            namespace = {"__module__": encoder_class.__module__, "_keys_to_ignore_on_load_unexpected": ignored}
+            encoder_class = type(encoder_class.__name__, (encoder_class,), namespace)
             no_pooler = {"add_pooling_layer": False}
         pretrained = encoder_class.from_pretrained(name_or_path, **no_pooler)
         model.backbone.load_state_dict(pretrained.state_dict())

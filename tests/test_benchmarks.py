@@ -14,9 +14,17 @@ from conftest import REPO_ROOT, SHARED_DATA
 
 SCRIPT = REPO_ROOT / "benchmarks" / "accuracy.py"
 METRICS = {"intent_accuracy", "slot_f1", "sentence_accuracy"}
-pytestmark = pytest.mark.skipif(
+needs_atis = pytest.mark.skipif(
     not (SHARED_DATA / "atis").exists(), reason=f"the ATIS benchmark data is not at {SHARED_DATA / 'atis'}"
 )
+
+
+def accuracy_script():
+    """benchmarks/accuracy.py as a module."""
+    spec = importlib.util.spec_from_file_location("accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +42,7 @@ def run_accuracy(tmp_path_factory, tiny_backbone_dir):
     return run
 
 
+@needs_atis
 def test_main_study_writes_the_fixed_schema_beside_the_published_table(run_accuracy):
     results_dir, cache_dir, printed = run_accuracy("--seeds", "2")
     result = json.loads((results_dir / "accuracy_atis.json").read_text())
@@ -45,32 +54,28 @@ def test_main_study_writes_the_fixed_schema_beside_the_published_table(run_accur
     assert result["best_on_validation"]["seed"] in (0, 1)
     assert "| JointBERT BERT-base (published, best run) | 97.87 | 95.59 | 88.24 |" in printed
     assert (results_dir / "accuracy_atis.md").read_text().strip() in printed
-    assert len(list(cache_dir.iterdir())) == 2
+    trained = [json.loads((path / "benchmark_run.json").read_text()) for path in cache_dir.iterdir()]
+    assert {run["seed"] for run in trained if run["settings"] == result["recipe"]} == {0, 1}
 
 
 def cached_runs(cache_dir: Path) -> dict[str, int]:
     return {path.name: (path / "benchmark_run.json").stat().st_mtime_ns for path in cache_dir.iterdir()}
 
 
-def recipe_row() -> str:
-    """The name of the ablation row that the main study runs, as the script defines it."""
-    spec = importlib.util.spec_from_file_location("accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.RECIPE_ROW
-
-
+@needs_atis
 def test_main_study_runs_its_ablation_row(run_accuracy):
     results_dir, cache_dir, _ = run_accuracy("--seeds", "2")  # trained by the test above, or here
     before = cached_runs(cache_dir)
-    run_accuracy("--study", "ablation", "--seeds", "2", "--variants", recipe_row())
+    recipe_row = accuracy_script().RECIPE_ROW
+    run_accuracy("--study", "ablation", "--seeds", "2", "--variants", recipe_row)
     assert cached_runs(cache_dir) == before  # nothing trained again
     main = json.loads((results_dir / "accuracy_atis.json").read_text())
-    row = json.loads((results_dir / "ablation_atis.json").read_text())[recipe_row()]
+    row = json.loads((results_dir / "ablation_atis.json").read_text())[recipe_row]
     assert row["settings"] == main["recipe"] and row["train_seconds"] == main["train_seconds"]
     assert [run["validation"] for run in row["runs"]] == [run["validation"] for run in main["runs"]]
 
 
+@needs_atis
 def test_studies_share_cached_runs_and_keep_earlier_rows(run_accuracy):
     first_recipe = "first recipe (CRF, no layer-wise decay)"
     results_dir, cache_dir, _ = run_accuracy("--study", "ablation", "--seeds", "1", "--variants", first_recipe)
@@ -99,6 +104,25 @@ def test_studies_share_cached_runs_and_keep_earlier_rows(run_accuracy):
     assert "| full fine-tuning | 1 |" in printed and (results_dir / "freezing_atis.md").exists()
 
 
+@needs_atis
 def test_unknown_variant_is_refused(run_accuracy):
     with pytest.raises(AssertionError, match="Unknown variants"):
         run_accuracy("--study", "multitask", "--variants", "both")
+
+
+@pytest.mark.parametrize("study", ["ablation", "freezing", "multitask"])
+def test_committed_study_rows_are_what_the_script_would_run(study):
+    """Every row in benchmarks/results has the settings that its name trains now, so a rerun hits the same runs."""
+    script = accuracy_script()
+    variants = {"ablation": script.ABLATIONS, "freezing": script.FREEZING, "multitask": script.MULTITASK}[study]
+    rows = json.loads((REPO_ROOT / "benchmarks" / "results" / f"{study}_atis.json").read_text())
+    assert list(rows) == [name for name in variants if name in rows]
+    for name, row in rows.items():
+        stages = script.stages_of(variants[name])
+        assert row["settings"] == (stages if len(stages) > 1 else stages[0]), name
+
+
+def test_committed_main_results_ran_the_recipe():
+    script = accuracy_script()
+    result = json.loads((REPO_ROOT / "benchmarks" / "results" / "accuracy_atis.json").read_text())
+    assert result["recipe"] == script.stages_of(script.ABLATIONS[script.RECIPE_ROW])[0]
