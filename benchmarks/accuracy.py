@@ -31,6 +31,8 @@ METRICS = {"intent_accuracy": "intent_accuracy", "slot_f1": "entity_f1", "senten
 # Settings that build the model: a stage that continues a trained model keeps its own.
 MODEL_SETTINGS = {"use_crf", "pooling", "classifier_dropout"}
 CACHE_DIR = Path.home() / ".cache" / "multitask-bert-benchmarks"
+# The dataset name of `train_once` runs on the embedded default data (no `--data`).
+EMBEDDED_DATA = "embedded"
 
 # Where every row of every study starts: the recipe of the first ablation rounds, and the one the freezing and
 # multi-task studies ran with. Each row is one change to it.
@@ -117,7 +119,8 @@ def train_once(
         previous, model_dir = model_dir, cache_dir / run_key(dataset, stages[:stage], seed, backbone)
         done = model_dir / "benchmark_run.json"
         if not done.exists():
-            command = ["multitask-bert", "train", "--data", str(DATA_ROOT / dataset), "--output_dir", str(model_dir)]
+            data = [] if dataset == EMBEDDED_DATA else ["--data", str(DATA_ROOT / dataset)]
+            command = ["multitask-bert", "train", *data, "--output_dir", str(model_dir)]
             command += cli_arguments({**stages[stage - 1], "seed": seed, "eval_strategy": "no", "save_strategy": "no"})
             command += ["--disable_tqdm", "true", "--logging_steps", "50"]
             if previous is not None:

@@ -31,6 +31,8 @@ from transformers import DataCollatorForTokenClassification, PreTrainedTokenizer
 
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
 
+from .embedding_preservation import TEACHER_EMBEDDING
+
 logger = logging.getLogger(__name__)
 
 UNK = "UNK"
@@ -763,7 +765,8 @@ class MultiTaskDataCollator(DataCollatorForTokenClassification):
     """
     Pads model inputs with the tokenizer and every token-level `<task>_labels` list (e.g. `ner_labels`) with
     `label_pad_token_id` (-100) on the tokenizer's padding side; sentence-level `<task>_labels` become a tensor.
-    Other columns (`text`, `tokens`, `length`...) are dropped, so it also works with `remove_unused_columns=False`.
+    A `teacher_embedding` column (embedding preservation) becomes a float tensor. Other columns (`text`, `tokens`,
+    `length`...) are dropped, so it also works with `remove_unused_columns=False`.
     """
 
     def __post_init__(self):
@@ -774,6 +777,7 @@ class MultiTaskDataCollator(DataCollatorForTokenClassification):
         import torch
 
         keep = set(self.tokenizer.model_input_names)
+        teacher = [feature[TEACHER_EMBEDDING] for feature in features] if TEACHER_EMBEDDING in features[0] else None
         features = [
             {key: value for key, value in feature.items() if key in keep or key.endswith("_labels")}
             for feature in features
@@ -789,6 +793,8 @@ class MultiTaskDataCollator(DataCollatorForTokenClassification):
             else:
                 padded = [pad + row for row, pad in zip(rows, padding, strict=True)]
             batch[key] = torch.tensor(padded, dtype=torch.long)
+        if teacher is not None:
+            batch[TEACHER_EMBEDDING] = torch.tensor(teacher, dtype=torch.float32)
         return batch
 
 

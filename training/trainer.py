@@ -16,7 +16,11 @@ from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
 
 from .data import UNK
+from .embedding_preservation import TEACHER_EMBEDDING, add_teacher_embeddings, embedding_preservation_loss
 from .training_args import MultiTaskTrainingArguments
+
+# The joint loss's embedding-preservation term, logged as `loss_embedding_preservation` beside the task losses.
+PRESERVATION_LOSS = "embedding_preservation"
 
 METRICS_PATH = Path(__file__).parent / "metrics" / "multitask_metrics"
 # `encoder.layer.3.` (BERT, RoBERTa, ELECTRA, MPNet, DeBERTa), `transformer.layer.3.` (DistilBERT), `layers.3.`
@@ -25,7 +29,10 @@ LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|block|blocks)\.(\d+)\.")
 
 
 class TaskLossTracker:
-    """Sums each task's loss over the batches that label it (no device sync per step) until the means are read."""
+    """
+    Sums each task's loss over the batches that label it (no device sync per step) until the means are read; a loss
+    without `<name>_labels` in the inputs (embedding preservation) counts in every batch.
+    """
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
@@ -33,7 +40,9 @@ class TaskLossTracker:
 
     def add(self, losses: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor]) -> None:
         for task, loss in losses.items():
-            labelled = (inputs[f"{task}_labels"] != IGNORE_INDEX).any().to(loss.dtype)
+            labels = inputs.get(f"{task}_labels")
+            labelled = (labels != IGNORE_INDEX).any() if labels is not None else torch.ones((), device=loss.device)
+            labelled = labelled.to(loss.dtype)
             self.sums[task] = self.sums.get(task, 0.0) + loss.detach() * labelled
             self.counts[task] = self.counts.get(task, 0.0) + labelled
 
@@ -119,8 +128,12 @@ class MultiTaskTrainer(Trainer):
     """
     [`~transformers.Trainer`] for [`MultiTaskBertModel`] with [`MultiTaskTrainingArguments`]:
 
-    - the loss is the model's joint loss; `loss_<task>` (mean over the logging interval) joins every training log and
-      `eval_loss_<task>` the evaluation metrics;
+    - the loss is the model's joint loss plus, with `embedding_preservation_weight > 0`, that weight times
+      `1 - cosine` between each training example's sentence embedding and its teacher vector: the embedding the model
+      gave it when `train()` was first called, added to the train dataset as a `teacher_embedding` column before the
+      first step (and reused by later calls, resumed runs included); `loss_<task>` and
+      `loss_embedding_preservation` (means over the logging interval) join every training log and `eval_loss_<task>`
+      the evaluation metrics;
     - the optimizer has layer-wise learning-rate decay over the encoder, its own rate for the heads, no weight decay
       on biases, norms and uncertainty weights, and no state for frozen parameters;
     - evaluation and prediction return ids, not logits: `{task: ids}` for predictions and labels (CRF heads decoded
@@ -160,18 +173,47 @@ class MultiTaskTrainer(Trainer):
 
     def train(self, *args, **kwargs):
         self._train_task_losses = TaskLossTracker()  # nothing left over from an earlier run
+        if self.args.embedding_preservation_weight and self.train_dataset is not None:
+            self.train_dataset = self._with_teacher_embeddings(self.train_dataset)
         return super().train(*args, **kwargs)
 
+    def _with_teacher_embeddings(self, dataset):
+        """`dataset` with the current model's embeddings as a `teacher_embedding` column, unless it has one."""
+        column_names = getattr(dataset, "column_names", None)
+        if column_names is None:
+            raise ValueError(
+                f"Embedding preservation needs a `datasets.Dataset` to add the teacher vectors to, got "
+                f"{type(dataset).__name__}; add them with `add_teacher_embeddings` or set "
+                "`embedding_preservation_weight=0`."
+            )
+        if TEACHER_EMBEDDING in column_names:
+            return dataset
+        model = self.accelerator.unwrap_model(self.model)
+        return add_teacher_embeddings(
+            model, dataset, self.data_collator, self.args.per_device_eval_batch_size, self.args.device
+        )
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if TEACHER_EMBEDDING not in self._signature_columns:
+            self._signature_columns.append(TEACHER_EMBEDDING)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher_embedding = inputs.pop(TEACHER_EMBEDDING, None)
         outputs = model(**inputs)
         if outputs.loss is None:
             raise ValueError(
                 f"The batch has no task labels (inputs: {sorted(inputs)}); give at least one of "
                 f"{self.label_names} to train or evaluate a loss."
             )
+        loss, losses = outputs.loss, dict(outputs.losses)
+        weight = self.args.embedding_preservation_weight
+        if teacher_embedding is not None and model.training and weight:
+            losses[PRESERVATION_LOSS] = embedding_preservation_loss(outputs.sentence_embedding, teacher_embedding)
+            loss = loss + weight * losses[PRESERVATION_LOSS]
         tracker = self._train_task_losses if model.training else self._eval_task_losses
-        tracker.add(outputs.losses, inputs)
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        tracker.add(losses, inputs)
+        return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:

@@ -31,6 +31,10 @@ class MultiTaskTrainingArguments(TrainingArguments):
             Freeze the embeddings and the lowest `freeze_layers` encoder layers.
         freeze_heads (`list[str]`, defaults to `[]`):
             Task heads (and their CRFs) to keep as they are, e.g. `["ner"]` to train only the intent side.
+        embedding_preservation_weight (`float`, defaults to 1.0):
+            Weight of the embedding-preservation term in the joint loss: `1 - cosine` between each training
+            example's sentence embedding and the embedding the model gave it before training (computed once, before
+            the first step), so the embedding stays a general-purpose one. 0 turns it off.
     """
 
     _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "task_weights"]
@@ -68,6 +72,14 @@ class MultiTaskTrainingArguments(TrainingArguments):
         default_factory=list, metadata={"help": "Task heads (with their CRFs) to keep frozen, e.g. ner."}
     )
 
+    embedding_preservation_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the loss term that keeps each sentence embedding close to the one the model gave "
+            "before training (1 - cosine); 0 turns it off."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if self.task_weights is not None:
@@ -82,5 +94,7 @@ class MultiTaskTrainingArguments(TrainingArguments):
             raise ValueError(f"`layerwise_lr_decay` must be in (0, 1], got {self.layerwise_lr_decay}.")
         if self.head_learning_rate is not None and self.head_learning_rate < 0:
             raise ValueError(f"`head_learning_rate` must be >= 0, got {self.head_learning_rate}.")
+        if self.embedding_preservation_weight < 0:
+            raise ValueError(f"`embedding_preservation_weight` must be >= 0, got {self.embedding_preservation_weight}.")
         if self.freeze_layers < 0:
             raise ValueError(f"`freeze_layers` must be >= 0, got {self.freeze_layers}.")

@@ -1,0 +1,146 @@
+"""Does the sentence embedding survive training? STS-B test Spearman and task scores, with and without preservation.
+
+    python benchmarks/embedding.py --dataset embedded|atis|snips [--weights 0 1] [--seeds 0 1 2]
+
+Each row trains with `multitask-bert train --embedding_preservation_weight W` on the dataset's recipe (the main job's
+defaults for the embedded data, the accuracy recipe for ATIS, the same at 10 epochs for SNIPS, as in README), then
+scores the saved model's embedding on the STS Benchmark test split (`../shared/data/sts-b`) with
+sentence-transformers' `EmbeddingSimilarityEvaluator`, beside the packaged backbone's own score. Writes
+`results/embedding_<dataset>.json` and a markdown table beside it. Runs are cached as in `accuracy.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from accuracy import (
+    ABLATIONS,
+    BASE,
+    CACHE_DIR,
+    DATA_ROOT,
+    EMBEDDED_DATA,
+    METRICS,
+    RECIPE_ROW,
+    RESULTS,
+    run_key,
+    summarize,
+    train_once,
+)
+
+from multitask_bert.modeling import default_backbone_path
+from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
+
+STS_DIR = DATA_ROOT / "sts-b"
+RECIPES = {
+    EMBEDDED_DATA: {},
+    "atis": {**BASE, **ABLATIONS[RECIPE_ROW]},
+    "snips": {**BASE, "num_train_epochs": 10},
+}
+STS_RESULT = "sts_benchmark.json"
+
+
+def cached_sts(model_dir: Path) -> float:
+    """The STS-B test Spearman of a trained run, computed once and kept in its folder."""
+    done = model_dir / STS_RESULT
+    if not done.exists():
+        done.write_text(json.dumps({"spearman_cosine": sts_benchmark_spearman(model_dir, STS_DIR)}) + "\n")
+    return json.loads(done.read_text())["spearman_cosine"]
+
+
+def weight_row(dataset: str, settings: dict, seeds: list[int], cache_dir: Path) -> dict:
+    """Train `settings` at every seed; scores per split (mean, std), STS-B Spearman and seconds, and the runs."""
+    runs = []
+    for seed in seeds:
+        result, took = train_once(dataset, [settings], seed, None, cache_dir)
+        sts = cached_sts(cache_dir / run_key(dataset, [settings], seed, None))
+        scores = {
+            split: {metric: result[split][key] for metric, key in METRICS.items() if key in result[split]}
+            for split in ("validation", "test")
+            if split in result
+        }
+        runs.append({"seed": seed, "train_seconds": took, "sts_spearman": sts, **scores})
+        print(
+            f"weight {settings['embedding_preservation_weight']} seed {seed} ({took:.0f} s): STS-B {sts:.4f}, "
+            f"{json.dumps(scores)}",
+            flush=True,
+        )
+    sts_values = [run["sts_spearman"] for run in runs]
+    return {
+        "settings": settings,
+        "seeds": seeds,
+        "train_seconds": statistics.mean(run["train_seconds"] for run in runs),
+        "sts_spearman": {"mean": statistics.mean(sts_values), "std": statistics.pstdev(sts_values)},
+        **{
+            split: dict(zip(("mean", "std"), summarize(runs, split), strict=True))
+            for split in ("validation", "test")
+            if split in runs[0]
+        },
+        "runs": runs,
+    }
+
+
+def cell(mean: float | None, std: float | None, seeds: int, scale: float = 100, digits: int = 2) -> str:
+    """`mean ± std` (the std only over several seeds), scaled; `–` when there is no score."""
+    if mean is None:
+        return "–"
+    return f"{scale * mean:.{digits}f}" + (f" ± {scale * std:.{digits}f}" if seeds > 1 else "")
+
+
+def table(result: dict) -> str:
+    """Markdown: the backbone's STS-B score, then one row per weight with STS-B, test scores and train seconds."""
+    lines = [
+        "| embedding preservation weight | seeds | STS-B test Spearman | test intent acc | test slot F1 | "
+        "test sentence acc | train s |",
+        "|---|---|---|---|---|---|---|",
+        f"| backbone before training | – | {result['backbone_sts_spearman']:.4f} | – | – | – | – |",
+    ]
+    for name, row in result["rows"].items():
+        seeds = len(row["seeds"])
+        sts = cell(row["sts_spearman"]["mean"], row["sts_spearman"]["std"], seeds, scale=1, digits=4)
+        tasks = [cell(row["test"]["mean"].get(metric), row["test"]["std"].get(metric), seeds) for metric in METRICS]
+        lines.append(f"| {name} | {seeds} | {sts} | " + " | ".join(tasks) + f" | {row['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=list(RECIPES), default=EMBEDDED_DATA)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0], help="Preservation weights to run.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds to run (default: 0).")
+    parser.add_argument("--max-steps", type=int, help="Stop every training run after N steps: a smoke run only.")
+    parser.add_argument("--backbone-sts", type=float, help="The backbone's STS-B score, if known (else computed).")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"Where to write (default {RESULTS}).")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"Trained runs (default {CACHE_DIR}).")
+    args = parser.parse_args()
+    if not STS_DIR.exists():
+        print(f"skipped: {STS_DIR} is missing (the STS Benchmark lives in ../shared/data/sts-b).")
+        return
+    if args.dataset != EMBEDDED_DATA and not (DATA_ROOT / args.dataset).exists():
+        sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
+    recipe = {**RECIPES[args.dataset], **({"max_steps": args.max_steps} if args.max_steps else {})}
+    rows = {
+        f"{weight:g}": weight_row(
+            args.dataset, {**recipe, "embedding_preservation_weight": weight}, args.seeds, args.cache_dir
+        )
+        for weight in args.weights
+    }
+    result = {
+        "dataset": args.dataset,
+        "backbone": "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
+        "backbone_sts_spearman": args.backbone_sts or sts_benchmark_spearman(default_backbone_path(), STS_DIR),
+        "recipe": recipe,
+        "rows": rows,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    name = f"embedding_{args.dataset}"
+    (args.results_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results_dir / f"{name}.md").write_text(table(result) + "\n")
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
