@@ -66,6 +66,15 @@ METRICS = {
         "Sentence accuracy (intent and all entities right)",
     ),
 }
+# The model-index entry of the sentence embedding's STS Benchmark score (`embedding_similarity` of the card inputs).
+STS_RESULT = {
+    "task_type": "sentence-similarity",
+    "task_name": "Semantic textual similarity",
+    "dataset_type": "sentence-transformers/stsb",
+    "dataset_name": "STS Benchmark",
+    "metric_type": "spearman_cosine",
+    "metric_name": "Spearman correlation of cosine similarities",
+}
 PER_TYPE_METRIC = re.compile(r"entity_.+_(precision|recall|f1|support)")
 FRAMEWORKS = [
     "multitask-bert",
@@ -126,6 +135,8 @@ def build_model_card(
     license: str = "apache-2.0",
     repo_id: str | None = None,
     widget_examples: list[str] | None = None,
+    embedding_preservation_weight: float | None = None,
+    embedding_similarity: dict[str, Any] | None = None,
 ) -> ModelCard:
     """
     The model card of a saved model folder (config.json must be there; the loss plot is linked if present).
@@ -143,10 +154,15 @@ def build_model_card(
         base_model: Hub id of the backbone (see `hub_base_model`).
         repo_id: Hub repo the card is for; usage snippets load it (else the folder path).
         widget_examples: example inputs for the Hub widget and the snippets.
+        embedding_preservation_weight: weight of the embedding-preservation term the model trained with (0: none).
+        embedding_similarity: the sentence embedding's STS Benchmark score, `{"split": "test", "spearman_cosine": x,
+            "base_spearman_cosine": y}` (`y`: the model training started from, if measured).
     """
     model_dir = Path(model_dir)
     config = _load_config(model_dir)
     eval_results = {split: _split_metrics(split, metrics) for split, metrics in (eval_results or {}).items()}
+    if embedding_similarity:
+        embedding_similarity = {"split": "test", "base_spearman_cosine": None, **embedding_similarity}
     dataset_summary = dataset_summary or {}
     _check_dataset_summary(dataset_summary, config)
     examples = list(widget_examples or DEFAULT_EXAMPLES)
@@ -163,7 +179,11 @@ def build_model_card(
         metrics=sorted({METRICS[key][2] for metrics in eval_results.values() for key in metrics if key in METRICS})
         or None,
         model_name=model_name,
-        eval_results=_eval_results(eval_results, dataset_name or dataset_id or "unnamed data", dataset_id) or None,
+        eval_results=(
+            _eval_results(eval_results, dataset_name or dataset_id or "unnamed data", dataset_id)
+            + _sts_eval_results(embedding_similarity)
+        )
+        or None,
         widget=[{"text": example} for example in examples],
     )
     tasks = [_task_view(name, config, dataset_summary) for name in config.tasks]
@@ -214,6 +234,8 @@ def build_model_card(
         ]
         if entity_type_splits
         else [],
+        embedding_preservation_weight=embedding_preservation_weight,
+        embedding_similarity=embedding_similarity,
         framework_versions=_framework_versions(),
         year=datetime.date.today().year,
     )
@@ -321,11 +343,24 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("model_dir", type=Path, help="a saved model folder")
     parser.add_argument("--repo-id", help="Hub repo the card is for (used in the usage snippets)")
+    parser.add_argument(
+        "--sts-benchmark",
+        type=Path,
+        help="STS Benchmark file (or folder with test.tsv): score the model's sentence embedding for the card",
+    )
     args = parser.parse_args(argv)
     try:
         inputs = load_card_inputs(args.model_dir)
         if args.repo_id:
             inputs["repo_id"] = args.repo_id
+        if args.sts_benchmark:
+            from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
+
+            inputs["embedding_similarity"] = {
+                **(inputs.get("embedding_similarity") or {}),
+                "split": "test",
+                "spearman_cosine": sts_benchmark_spearman(args.model_dir, args.sts_benchmark),
+            }
         write_model_card(args.model_dir, **inputs)
     except (OSError, ValueError, TypeError) as error:
         print(f"multitask-bert card: {error}", file=sys.stderr)
@@ -385,6 +420,18 @@ def _eval_results(eval_results: dict[str, dict], dataset_name: str, dataset_id: 
         for split, metrics in eval_results.items()
         for key, (task_type, task_name, metric_type, metric_name) in METRICS.items()
         if key in metrics
+    ]
+
+
+def _sts_eval_results(embedding_similarity: dict[str, Any] | None) -> list[EvalResult]:
+    if not embedding_similarity:
+        return []
+    return [
+        EvalResult(
+            **STS_RESULT,
+            dataset_split=embedding_similarity.get("split", "test"),
+            metric_value=float(embedding_similarity["spearman_cosine"]),
+        )
     ]
 
 

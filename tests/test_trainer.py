@@ -102,8 +102,10 @@ def test_per_task_losses_are_logged_as_interval_means(tokenizer, tmp_path):
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert [entry["step"] for entry in logs] == [2, 4, 6]
     for entry in logs:
-        # Every batch labels both tasks, so the logged joint loss is the weighted sum of the per-task means.
-        assert entry["loss"] == pytest.approx(2.0 * entry["loss_intent"] + 0.5 * entry["loss_ner"], rel=1e-5)
+        # Every batch labels both tasks, so the logged joint loss is the weighted sum of the per-task means, plus the
+        # embedding-preservation term at its default weight 1.
+        expected = 2.0 * entry["loss_intent"] + 0.5 * entry["loss_ner"] + entry["loss_embedding_preservation"]
+        assert entry["loss"] == pytest.approx(expected, rel=1e-5)
     metrics = trainer.evaluate()
     assert metrics["eval_loss"] == pytest.approx(2.0 * metrics["eval_loss_intent"] + 0.5 * metrics["eval_loss_ner"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
 
 from .data import UNK, MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
 from .loading import load_tokenizer
+from .sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
 from .trainer import MultiTaskTrainer, build_compute_metrics
 from .training_args import MultiTaskTrainingArguments
 
@@ -64,6 +66,13 @@ class DataArguments:
     tasks: list[str] = field(
         default_factory=lambda: ["intent", "ner"],
         metadata={"help": "Tasks to train, e.g. `--tasks intent` for an intent-only model."},
+    )
+    sts_benchmark: str | None = field(
+        default=None,
+        metadata={
+            "help": "STS Benchmark file (or folder with test.tsv): score the sentence embedding before and after "
+            "training and put the scores in the model card."
+        },
     )
 
 
@@ -199,6 +208,7 @@ def train(argv: list[str]) -> int:
         processing_class=tokenizer,
         compute_metrics=build_compute_metrics(model.config, per_type=False),
     )
+    base_sts = starting_model_sts(trainer, data_args.sts_benchmark) if data_args.sts_benchmark else None
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
 
@@ -211,11 +221,29 @@ def train(argv: list[str]) -> int:
     if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
         (output_dir / EVAL_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
-        write_card(output_dir, results, trainer, dataset, data_args, model_args)
+        embedding_similarity = None
+        if data_args.sts_benchmark:
+            embedding_similarity = {
+                "split": "test",
+                "spearman_cosine": sts_benchmark_spearman(output_dir, data_args.sts_benchmark),
+                "base_spearman_cosine": base_sts,
+            }
+        write_card(output_dir, results, trainer, dataset, data_args, model_args, embedding_similarity)
         for split, metrics in results.items():
             print(f"\n{split} split:\n{metrics_table(metrics)}")
         show_examples(output_dir, dataset)
     return 0
+
+
+def starting_model_sts(trainer: MultiTaskTrainer, sts_path: str) -> float | None:
+    """STS Benchmark score of the model before training (the embedding-preservation teacher); main process only."""
+    read_sts_benchmark(sts_path)  # a bad file fails now, not after training
+    if not trainer.is_world_process_zero():
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.model.save_pretrained(folder)
+        trainer.processing_class.save_pretrained(folder)
+        return sts_benchmark_spearman(folder, sts_path)
 
 
 def strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:
@@ -246,13 +274,16 @@ def evaluate_model(argv: list[str]) -> int:
         compute_metrics=build_compute_metrics(model.config),
     )
     metrics = strip_prefix(trainer.evaluate(features[extra.split], metric_key_prefix=extra.split), extra.split)
+    if data_args.sts_benchmark:
+        metrics["sts_benchmark_spearman_cosine"] = sts_benchmark_spearman(extra.model_dir, data_args.sts_benchmark)
     print(json.dumps(metrics) if extra.json else metrics_table(metrics))
     return 0
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
     """Intent accuracy, entity P/R/F1 overall and per type, sentence accuracy, as an aligned text table."""
-    rows = [(name, metrics[name]) for name in ("intent_accuracy", "entity_f1", "sentence_accuracy") if name in metrics]
+    headline = ("intent_accuracy", "entity_f1", "sentence_accuracy", "sts_benchmark_spearman_cosine")
+    rows = [(name, metrics[name]) for name in headline if name in metrics]
     per_type = sorted(
         key for key in metrics if key.startswith("entity_") and key.endswith("_f1") and key != "entity_f1"
     )
@@ -268,6 +299,7 @@ def write_card(
     dataset: DatasetDict,
     data_args: DataArguments,
     model_args: ModelArguments,
+    embedding_similarity: dict[str, float | str | None] | None = None,
 ) -> None:
     """The model card (README.md), loss plot and card inputs, filled from this run."""
     model_tasks = trainer.model.config.tasks
@@ -284,6 +316,8 @@ def write_card(
         hyperparameters=extract_hyperparameters_from_trainer(trainer),
         base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
         widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
+        embedding_preservation_weight=trainer.args.embedding_preservation_weight,
+        embedding_similarity=embedding_similarity,
     )
 
 
