@@ -228,10 +228,14 @@ def test_resuming_with_preservation_gives_the_weights_of_an_uninterrupted_run(to
         assert torch.equal(value, expected[name]), name
 
 
-def test_add_teacher_embeddings_refuses_a_second_column(tokenizer):
+def test_the_teacher_pass_leaves_the_random_state_and_refuses_a_second_column(tokenizer):
     data = sentence_data(tokenizer)
     collate = MultiTaskDataCollator(tokenizer)
-    with_teacher = add_teacher_embeddings(no_dropout_model(), data, collate)
+    model = no_dropout_model()
+    state = torch.get_rng_state()
+    with_teacher = add_teacher_embeddings(model, data, collate)
+    assert torch.equal(torch.get_rng_state(), state)  # data order and dropout of the training that follows unchanged
+    assert model.training
     with pytest.raises(ValueError, match="already has a 'teacher_embedding' column"):
         add_teacher_embeddings(no_dropout_model(), with_teacher, collate)
 

@@ -33,7 +33,8 @@ def add_teacher_embeddings(
 ) -> Dataset:
     """
     `dataset` with a `teacher_embedding` column: `model`'s `sentence_embedding` of each example, computed in eval mode
-    (no dropout) in float32. The model's training mode is restored afterwards.
+    (no dropout) in float32. The model's training mode and torch's random state are as before (iterating a
+    `DataLoader` draws a seed), so training afterwards sees the same data order and dropout as without this pass.
     """
     if TEACHER_EMBEDDING in dataset.column_names:
         raise ValueError(f"The dataset already has a {TEACHER_EMBEDDING!r} column.")
@@ -43,16 +44,16 @@ def add_teacher_embeddings(
     # Shortest first, so each batch is padded little; the vectors go back to the dataset's order below.
     lengths = [len(ids) for ids in dataset["input_ids"]]
     order = sorted(range(len(dataset)), key=lengths.__getitem__)
-    vectors = torch.empty(0)
-    try:
-        batches = DataLoader(dataset.select(order), batch_size=batch_size, collate_fn=collate, shuffle=False)
-        computed = []
-        for batch in batches:
-            inputs = {key: value.to(device) for key, value in batch.items() if not key.endswith("_labels")}
-            computed.append(model(**inputs).sentence_embedding.float().cpu())
-        if computed:
-            vectors = torch.empty(len(dataset), computed[0].shape[-1])
-            vectors[torch.tensor(order)] = torch.cat(computed)
-    finally:
-        model.train(was_training)
+    computed = []
+    with torch.random.fork_rng(devices=[]):
+        try:
+            batches = DataLoader(dataset.select(order), batch_size=batch_size, collate_fn=collate, shuffle=False)
+            for batch in batches:
+                inputs = {key: value.to(device) for key, value in batch.items() if not key.endswith("_labels")}
+                computed.append(model(**inputs).sentence_embedding.float().cpu())
+        finally:
+            model.train(was_training)
+    vectors = torch.empty(len(dataset), computed[0].shape[-1] if computed else 0)
+    if computed:
+        vectors[torch.tensor(order)] = torch.cat(computed)
     return dataset.add_column(TEACHER_EMBEDDING, vectors.tolist(), feature=Sequence(Value("float32")))
