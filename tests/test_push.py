@@ -200,12 +200,12 @@ def test_plain_transformers_push_to_hub_works_too(hub, model_dir, tmp_path):
 )
 def test_push_refuses_a_folder_that_would_not_load(model_dir, capsys, missing, message):
     (model_dir / missing).unlink()
-    assert cli_main(["push", str(model_dir), REPO_ID]) == 1
+    assert cli_main(["push", str(model_dir), REPO_ID]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_push_without_a_token_says_how_to_log_in(hub, model_dir, tmp_path):
     result = push(str(model_dir), REPO_ID, env=hub_env(hub, tmp_path / "empty_hf_home", token=None), cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "hf auth login" in result.stderr and "HF_TOKEN" in result.stderr
     assert hub.repos == {}
