@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 from multitask_bert.training import cli
 from multitask_bert.training.data import default_data_dir
@@ -130,3 +131,35 @@ def test_continuing_refuses_a_missing_head_and_labels_the_model_lacks(trained, s
     assert cli.main([*argv, "--data", str(new_data)]) == 2
     assert re.search(r"train split has labels that .* does not know \(1 intent;", capsys.readouterr().err)
 
+
+def test_model_card_states_the_run_in_words_and_its_numbers_match_eval_results(trained):
+    output_dir, _ = trained
+    card = ModelCard.load(output_dir / "README.md")
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    # Metadata: every model-index value is the run's, for each split and metric.
+    index = {
+        (result.dataset_split, result.metric_type, result.metric_name): result.metric_value
+        for result in card.data.eval_results
+    }
+    keys = {
+        "Intent accuracy": "intent_accuracy",
+        "Entity F1": "entity_f1",
+        "Entity precision": "entity_precision",
+        "Entity recall": "entity_recall",
+        "Sentence accuracy (intent and all entities right)": "sentence_accuracy",
+    }
+    assert {split for split, _, _ in index} == set(results)
+    for (split, _, name), value in index.items():
+        assert value == pytest.approx(results[split][keys[name]], abs=1e-12)
+    # Body: the evaluation table row of each split, to 4 decimals.
+    for split, metrics in results.items():
+        row = " | ".join(
+            f"{metrics[key]:.4f}"
+            for key in ("intent_accuracy", "entity_precision", "entity_recall", "entity_f1", "sentence_accuracy")
+        )
+        assert f"| {split} | {row} |" in card.text
+    # Hyperparameters in words: the recipe's 10% warmup, no enum names or raw argument names.
+    assert re.search(r"- Learning-rate schedule: linear, warmup: 10% of the training steps \(\d+ steps\)", card.text)
+    assert "- Learning rate: 0.0001 for the encoder" in card.text and "0.001 for the task heads" in card.text
+    for raw in ("OptimizerNames", "lr_scheduler_warmup_steps", "must be truncated"):
+        assert raw not in card.text

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, set_seed
-from transformers.modelcard import extract_hyperparameters_from_trainer
 
+from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
 
@@ -345,7 +345,7 @@ def write_card(
             for split, counts in summarize_dataset(dataset).items()
         },
         synthetic_data=data_args.data is None,
-        hyperparameters=extract_hyperparameters_from_trainer(trainer),
+        hyperparameters=describe_training(trainer.args, trainer.state.global_step),
         base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
         widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
     )
