@@ -110,6 +110,8 @@ def test_pushed_model_loads_by_repo_id_without_the_project(hub, model_dir, tmp_p
     (model_dir / "training_args.bin").write_bytes(b"a pickle")
     (model_dir / "checkpoint-2").mkdir()
     (model_dir / "checkpoint-2" / "model.safetensors").write_bytes(b"an old checkpoint")
+    (model_dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)  # kept with `train --keep-checkpoints`
+    (model_dir / "checkpoints" / "checkpoint-4" / "model.safetensors").write_bytes(b"a kept checkpoint")
 
     result = push(str(model_dir), REPO_ID, env=hub_env(hub, tmp_path / "hf_home", "hf_pushtoken"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -125,7 +127,7 @@ def test_pushed_model_loads_by_repo_id_without_the_project(hub, model_dir, tmp_p
         "tokenizer_config.json",
         "README.md",
     } <= set(files)
-    assert "training_args.bin" not in files and not any(path.startswith("checkpoint-") for path in files)
+    assert "training_args.bin" not in files and not any(path.startswith("checkpoint") for path in files)
     assert files["model.safetensors"] == (model_dir / "model.safetensors").read_bytes()
     head = hub.repos[REPO_ID].branches["main"]
     assert hub.repos[REPO_ID].commits[head]["model.safetensors"].lfs_oid is not None  # went through LFS
