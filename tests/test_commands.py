@@ -54,8 +54,9 @@ def test_train_writes_a_publishable_folder_and_reports(trained):
     assert "Example predictions:" in printed and printed.count("    intent ") == 3
 
 
-def test_evaluate_json_matches_the_training_run(trained, small_data, capsys):
+def test_evaluate_json_matches_the_training_run(trained, small_data, capsys, tmp_path, monkeypatch):
     output_dir, _ = trained
+    monkeypatch.chdir(tmp_path)
     assert cli.main(["evaluate", str(output_dir), "--data", str(small_data), "--split", "test", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     expected = json.loads((output_dir / "eval_results.json").read_text())["test"]
@@ -63,6 +64,7 @@ def test_evaluate_json_matches_the_training_run(trained, small_data, capsys):
         assert scores[key] == pytest.approx(expected[key], abs=1e-9)
     per_type = {key for key in scores if key.startswith("entity_") and key.endswith("_f1") and key != "entity_f1"}
     assert per_type == {key for key in expected if key in per_type} and per_type
+    assert list(tmp_path.iterdir()) == []  # evaluation writes nothing (no stray trainer_output/)
 
 
 def test_evaluate_rejects_a_missing_split(trained, small_data, capsys):

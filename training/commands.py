@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -298,18 +299,21 @@ def evaluate_model(argv: list[str]) -> int:
         data_args.max_length,
         data_args.label_all_subtokens,
     )
-    trainer = MultiTaskTrainer(
-        model=model,
-        args=MultiTaskTrainingArguments(
-            per_device_eval_batch_size=options.batch_size,
-            report_to="none",
-            dataloader_pin_memory=TRAIN_DEFAULTS["dataloader_pin_memory"],
-        ),
-        data_collator=MultiTaskDataCollator(tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=build_compute_metrics(model.config),
-    )
-    metrics = strip_prefix(trainer.evaluate(features[options.split], metric_key_prefix=options.split), options.split)
+    with tempfile.TemporaryDirectory() as scratch:  # the Trainer creates its output_dir; evaluation writes nothing
+        trainer = MultiTaskTrainer(
+            model=model,
+            args=MultiTaskTrainingArguments(
+                output_dir=scratch,
+                per_device_eval_batch_size=options.batch_size,
+                report_to="none",
+                dataloader_pin_memory=TRAIN_DEFAULTS["dataloader_pin_memory"],
+            ),
+            data_collator=MultiTaskDataCollator(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=build_compute_metrics(model.config),
+        )
+        evaluated = trainer.evaluate(features[options.split], metric_key_prefix=options.split)
+    metrics = strip_prefix(evaluated, options.split)
     print(json.dumps(metrics) if options.json else metrics_table(metrics))
     return 0
 
