@@ -15,7 +15,8 @@ Scores one forward pass of a joint intent + entity model, as in JointBERT-style 
 `unknown_label` (default `"UNK"`, a label unseen in training) never counts as right, on either side: a reference
 intent `UNK` is wrong whatever the prediction, a run of reference tags `UNK` is one entity of type `UNK` that no
 prediction can match, a predicted intent `UNK` is wrong, and a run of predicted tags `UNK` is one entity of type
-`UNK_predicted`, which no reference has (a false positive, and a wrong tag for sentence accuracy). An empty
+`UNK_predicted`, which no reference has (a false positive, and a wrong tag for sentence accuracy; it has no
+per-type scores). An empty
 reference (intent `""`, tags `[]`) means that part of the example is not annotated: it is left out of the scores.
 Scores with nothing to count are left out of the result.
 """
@@ -139,6 +140,8 @@ def entity_scores(predicted_tags, gold_tags, per_type):
     )
     type_scores = precision_recall_fscore_support(gold_tags, predicted_tags, average=None, zero_division=0)
     for entity_type, precision, recall, f1, support in zip(entity_types, *type_scores, strict=True):
+        if entity_type == PREDICTED_UNKNOWN_TYPE:  # not a type of the data: counted in the overall scores only
+            continue
         scores[f"entity_{entity_type}_precision"] = float(precision)
         scores[f"entity_{entity_type}_recall"] = float(recall)
         scores[f"entity_{entity_type}_f1"] = float(f1)
