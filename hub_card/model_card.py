@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import platform
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +25,7 @@ from transformers.modelcard import make_markdown_table, parse_log_history
 from transformers.pipelines import SUPPORTED_TASKS
 
 from multitask_bert.modeling import MultiTaskBertConfig, default_backbone_path
+from multitask_bert.training.cli import CommandParser
 
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 CARD_FILE = "README.md"
@@ -203,6 +202,7 @@ def build_model_card(
         hidden_size=config.encoder.hidden_size,
         num_layers=config.encoder.num_hidden_layers,
         max_positions=config.encoder.max_position_embeddings,
+        model_max_length=_tokenizer_max_length(model_dir),
         encoder_type=type(config.encoder).__name__.removesuffix("Config"),
         pooling=config.pooling,
         normalize=config.normalize_embeddings,
@@ -336,7 +336,7 @@ def load_card_inputs(model_dir: str | Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """`multitask-bert card MODEL_DIR [--repo-id ID]`: write the model card again from what the folder holds."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="multitask-bert card",
         description=f"Write MODEL_DIR/{CARD_FILE} and {LOSS_PLOT_FILE} from config.json, {CARD_INPUTS_FILE} "
         f"and {TRAINER_STATE_FILE}.",
@@ -349,22 +349,18 @@ def main(argv: list[str]) -> int:
         help="STS Benchmark file (or folder with test.tsv): score the model's sentence embedding for the card",
     )
     args = parser.parse_args(argv)
-    try:
-        inputs = load_card_inputs(args.model_dir)
-        if args.repo_id:
-            inputs["repo_id"] = args.repo_id
-        if args.sts_benchmark:
-            from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
+    inputs = load_card_inputs(args.model_dir)
+    if args.repo_id:
+        inputs["repo_id"] = args.repo_id
+    if args.sts_benchmark:
+        from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
 
-            inputs["embedding_similarity"] = {
-                **(inputs.get("embedding_similarity") or {}),
-                "split": "test",
-                "spearman_cosine": sts_benchmark_spearman(args.model_dir, args.sts_benchmark),
-            }
-        write_model_card(args.model_dir, **inputs)
-    except (OSError, ValueError, TypeError) as error:
-        print(f"multitask-bert card: {error}", file=sys.stderr)
-        return 1
+        inputs["embedding_similarity"] = {
+            **(inputs.get("embedding_similarity") or {}),
+            "split": "test",
+            "spearman_cosine": sts_benchmark_spearman(args.model_dir, args.sts_benchmark),
+        }
+    write_model_card(args.model_dir, **inputs)
     print(f"Wrote {args.model_dir / CARD_FILE}")
     return 0
 
@@ -373,6 +369,12 @@ def _load_config(model_dir: Path) -> MultiTaskBertConfig:
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} has no config.json: is it a folder saved with `save_pretrained`?")
     return MultiTaskBertConfig.from_pretrained(model_dir)
+
+
+def _tokenizer_max_length(model_dir: Path) -> int | None:
+    """`model_max_length` of the tokenizer saved in the folder (the pipeline's window size), if recorded."""
+    path = model_dir / "tokenizer_config.json"
+    return _read_json(path).get("model_max_length") if path.is_file() else None
 
 
 def _read_json(path: Path) -> dict:
@@ -384,7 +386,7 @@ def _read_json(path: Path) -> dict:
 
 def _split_metrics(split: str, metrics: dict[str, float]) -> dict[str, float]:
     if not isinstance(metrics, dict):
-        raise TypeError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
+        raise ValueError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
     stripped = {re.sub(rf"^(eval|{re.escape(split)})_", "", key): value for key, value in metrics.items()}
     known = {key: value for key, value in stripped.items() if key in METRICS or PER_TYPE_METRIC.fullmatch(key)}
     if not known:

@@ -6,18 +6,17 @@ it is never passed around, printed, or written into the folder.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError
+
+from multitask_bert.training.cli import CommandParser
 
 from .model_card import CARD_FILE, CARD_INPUTS_FILE, load_card_inputs, write_model_card
 
 # Trainer checkpoints and TensorBoard runs stay local, and pickles are never published: weights go as safetensors.
-IGNORE_PATTERNS = ["checkpoint-*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl"]
+IGNORE_PATTERNS = ["checkpoints/*", "checkpoint-*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl"]
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
@@ -84,7 +83,7 @@ def push_to_hub(
 
 def main(argv: list[str]) -> int:
     """`multitask-bert push MODEL_DIR REPO_ID [--private] [--revision BRANCH] [--commit-message TEXT]`."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="multitask-bert push",
         description="Upload a saved model folder to the Hugging Face Hub, where it loads with "
         "`AutoModel.from_pretrained(REPO_ID, trust_remote_code=True)`. Log in first (`hf auth login`) or set HF_TOKEN.",
@@ -99,16 +98,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--revision", metavar="BRANCH", help="push to this branch (created from main if missing)")
     parser.add_argument("--commit-message", help="summary of the commit")
     args = parser.parse_args(argv)
-    try:
-        commit = push_to_hub(
-            args.model_dir,
-            args.repo_id,
-            private=args.private,
-            revision=args.revision,
-            commit_message=args.commit_message,
-        )
-    except (ValueError, OSError, HfHubHTTPError) as error:
-        print(f"multitask-bert push: {error}", file=sys.stderr)
-        return 1
+    commit = push_to_hub(
+        args.model_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+    )
     print(f"Pushed {args.model_dir} to {commit.repo_url} ({commit.commit_url})")
     return 0

@@ -257,14 +257,15 @@ BROKEN_DATA = {
 
 
 @pytest.mark.parametrize("case", list(BROKEN_DATA))
-def test_train_command_names_the_file_and_line_of_broken_data(tmp_path, tiny_backbone_dir, case):
+def test_train_command_names_the_file_and_line_of_broken_data(tmp_path, tiny_backbone_dir, capsys, case):
     files, message = BROKEN_DATA[case]
     data = write_files(tmp_path / "data", files)
     argv = ["train", "--data", str(data), "--backbone", str(tiny_backbone_dir), "--output_dir", str(tmp_path / "out")]
-    with pytest.raises(ValueError, match=message) as error:
-        cli.main(argv + FAST_TRAINING)
+    assert cli.main(argv + FAST_TRAINING) == 2
+    error = capsys.readouterr().err.strip()
+    assert re.fullmatch(f"multitask-bert train: error: .*{message}.*", error), error
     if "line" in message:
-        assert str(data) in str(error.value)
+        assert str(data) in error
     assert not (tmp_path / "out").exists(), "nothing is written before the data is known to be good"
 
 
@@ -383,5 +384,5 @@ def test_missing_tokenizer_is_named_by_predict_and_evaluate(saved_model_dir, tmp
     model_dir = damaged_copy(saved_model_dir, tmp_path, remove_tokenizer)
     assert cli.main(["predict", str(model_dir), "wake me at 7"]) == 2
     assert f"{model_dir} has no tokenizer" in capsys.readouterr().err
-    with pytest.raises(OSError, match=f"{re.escape(str(model_dir))} has no tokenizer"):
-        cli.main(["evaluate", str(model_dir)])
+    assert cli.main(["evaluate", str(model_dir)]) == 2
+    assert f"{model_dir} has no tokenizer" in capsys.readouterr().err

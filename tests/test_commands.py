@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 from multitask_bert.training import cli
 from multitask_bert.training.data import default_data_dir
@@ -52,8 +54,9 @@ def test_train_writes_a_publishable_folder_and_reports(trained):
     assert "Example predictions:" in printed and printed.count("    intent ") == 3
 
 
-def test_evaluate_json_matches_the_training_run(trained, small_data, capsys):
+def test_evaluate_json_matches_the_training_run(trained, small_data, capsys, tmp_path, monkeypatch):
     output_dir, _ = trained
+    monkeypatch.chdir(tmp_path)
     assert cli.main(["evaluate", str(output_dir), "--data", str(small_data), "--split", "test", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     expected = json.loads((output_dir / "eval_results.json").read_text())["test"]
@@ -61,12 +64,13 @@ def test_evaluate_json_matches_the_training_run(trained, small_data, capsys):
         assert scores[key] == pytest.approx(expected[key], abs=1e-9)
     per_type = {key for key in scores if key.startswith("entity_") and key.endswith("_f1") and key != "entity_f1"}
     assert per_type == {key for key in expected if key in per_type} and per_type
+    assert list(tmp_path.iterdir()) == []  # evaluation writes nothing (no stray trainer_output/)
 
 
-def test_evaluate_rejects_a_missing_split(trained, small_data):
+def test_evaluate_rejects_a_missing_split(trained, small_data, capsys):
     output_dir, _ = trained
-    with pytest.raises(ValueError, match="No split 'dev'"):
-        cli.main(["evaluate", str(output_dir), "--data", str(small_data), "--split", "dev"])
+    assert cli.main(["evaluate", str(output_dir), "--data", str(small_data), "--split", "dev"]) == 2
+    assert "multitask-bert evaluate: error: No split 'dev'" in capsys.readouterr().err
 
 
 def test_tasks_option_trains_a_single_task_model(tmp_path, tiny_backbone_dir, small_data):
@@ -105,20 +109,18 @@ def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
 
 
 @pytest.mark.parametrize("option", [["--backbone", "bert-base-uncased"], ["--use-crf", "true"], ["--pooling", "cls"]])
-def test_new_model_options_with_model_name_or_path_are_refused(trained, small_data, tmp_path, option):
+def test_new_model_options_with_model_name_or_path_are_refused(trained, small_data, tmp_path, option, capsys):
     first_dir, _ = trained
     argv = ["train", "--model-name-or-path", str(first_dir), "--data", str(small_data), *option]
-    with pytest.raises(ValueError, match=f"--{option[0][2:].replace('-', '_')}: options of a new model"):
-        cli.main([*argv, "--output-dir", str(tmp_path), *FAST])
+    assert cli.main([*argv, "--output-dir", str(tmp_path), *FAST]) == 2
+    assert f"--{option[0][2:].replace('-', '_')}: options of a new model" in capsys.readouterr().err
 
 
-def test_continuing_refuses_a_missing_head_and_labels_the_model_lacks(trained, small_data, tmp_path):
+def test_continuing_refuses_a_missing_head_and_labels_the_model_lacks(trained, small_data, tmp_path, capsys):
     first_dir, _ = trained
-    argv = ["train", "--model-name-or-path", str(first_dir), "--output-dir", str(tmp_path), *FAST]
-    with pytest.raises(
-        ValueError, match=r"--tasks slots: the model has no such head; its heads are \['intent', 'ner'\]"
-    ):
-        cli.main([*argv, "--data", str(small_data), "--tasks", "slots"])
+    argv = ["train", "--model-name-or-path", str(first_dir), "--output-dir", str(tmp_path / "out"), *FAST]
+    assert cli.main([*argv, "--data", str(small_data), "--tasks", "slots"]) == 2
+    assert "--tasks slots: the model has no such head; its heads are ['intent', 'ner']" in capsys.readouterr().err
 
     new_data = tmp_path / "new_data"
     new_data.mkdir()
@@ -128,5 +130,38 @@ def test_continuing_refuses_a_missing_head_and_labels_the_model_lacks(trained, s
             first = json.loads(lines[0])
             lines[0] = json.dumps({**first, "intent": "book_flight"})
         (new_data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"train split has labels that .* does not know \(1 intent;"):
-        cli.main([*argv, "--data", str(new_data)])
+    assert cli.main([*argv, "--data", str(new_data)]) == 2
+    assert re.search(r"train split has labels that .* does not know \(1 intent;", capsys.readouterr().err)
+
+
+def test_model_card_states_the_run_in_words_and_its_numbers_match_eval_results(trained):
+    output_dir, _ = trained
+    card = ModelCard.load(output_dir / "README.md")
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    # Metadata: every model-index value is the run's, for each split and metric.
+    index = {
+        (result.dataset_split, result.metric_type, result.metric_name): result.metric_value
+        for result in card.data.eval_results
+    }
+    keys = {
+        "Intent accuracy": "intent_accuracy",
+        "Entity F1": "entity_f1",
+        "Entity precision": "entity_precision",
+        "Entity recall": "entity_recall",
+        "Sentence accuracy (intent and all entities right)": "sentence_accuracy",
+    }
+    assert {split for split, _, _ in index} == set(results)
+    for (split, _, name), value in index.items():
+        assert value == pytest.approx(results[split][keys[name]], abs=1e-12)
+    # Body: the evaluation table row of each split, to 4 decimals.
+    for split, metrics in results.items():
+        row = " | ".join(
+            f"{metrics[key]:.4f}"
+            for key in ("intent_accuracy", "entity_precision", "entity_recall", "entity_f1", "sentence_accuracy")
+        )
+        assert f"| {split} | {row} |" in card.text
+    # Hyperparameters in words: the recipe's 10% warmup, no enum names or raw argument names.
+    assert re.search(r"- Learning-rate schedule: linear, warmup: 10% of the training steps \(\d+ steps\)", card.text)
+    assert "- Learning rate: 0.0001 for the encoder" in card.text and "0.001 for the task heads" in card.text
+    for raw in ("OptimizerNames", "lr_scheduler_warmup_steps", "must be truncated"):
+        assert raw not in card.text

@@ -6,8 +6,10 @@ import itertools
 import json
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
-import onnx
 import pytest
 import torch
 
@@ -21,6 +23,8 @@ from multitask_bert.training.export import (
     entity_f1,
     export_onnx,
 )
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -55,6 +59,8 @@ def exported(crf_model_dir, tmp_path_factory):
 
 
 def test_graph_has_dynamic_batch_and_sequence_and_every_head(exported):
+    import onnx  # here, not at module level: a missing install fails these tests instead of their collection
+
     report, output_dir = exported
     graph = onnx.load(str(report.onnx_path)).graph
     assert [node.name for node in graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
@@ -106,13 +112,21 @@ def test_a_crf_export_without_its_transitions_is_refused(exported, tmp_path):
 
 
 def test_export_and_predict_commands(tmp_path, tokenizer, capsys):
+    """Export (no warnings about our own calls) and predict with texts after the options, as README shows."""
     model = mixed_tags_model()
     model_dir = tmp_path / "model"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    assert cli.main(["export", str(model_dir), "--onnx", str(tmp_path / "onnx")]) == 0
-    printed = capsys.readouterr().out
-    diffs = dict(re.findall(r"^\s+(\w+)\s+([0-9.e+-]+)$", printed, flags=re.MULTILINE))
+    export = [str(BIN / "multitask-bert"), "export", str(model_dir), "--onnx", str(tmp_path / "onnx")]
+    exported = subprocess.run(
+        [*export, "--quantize", "int8", "--eval-limit", "8"], capture_output=True, text=True, timeout=300
+    )
+    assert exported.returncode == 0, exported.stderr
+    for noise in ("torchvision", "axis name", "LeafSpec", "pre-processing before quantization"):
+        assert noise not in exported.stderr, exported.stderr
+    printed = exported.stdout
+    parity = printed.split("max abs diff")[1].split("wrote")[0]
+    diffs = dict(re.findall(r"^\s+(\w+)\s+([0-9.e+-]+)$", parity, flags=re.MULTILINE))
     assert set(diffs) == {"intent_logits", "ner_logits", "sentence_embedding"}
     assert all(float(diff) <= MAX_ABS_DIFF for diff in diffs.values())
 
@@ -124,6 +138,13 @@ def test_export_and_predict_commands(tmp_path, tokenizer, capsys):
     assert [[entity["word"] for entity in result["entities"]] for result in found] == [
         [entity["word"] for entity in result["entities"]] for result in expected
     ]
+
+    # README's line, texts after the options, through the console script.
+    command = [str(BIN / "multitask-bert"), "predict", str(tmp_path / "onnx"), "--onnx-file", "model_int8.onnx", *texts]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    quantized = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [result["text"] for result in quantized] == texts
 
 
 def test_entity_f1():

@@ -103,7 +103,8 @@ def assert_same_weights(found: Path, expected: Path) -> None:
 def uninterrupted_run(tmp_path_factory, tiny_backbone_dir, small_data_dir) -> Path:
     tmp_path = tmp_path_factory.mktemp("uninterrupted")
     output_dir = tmp_path / "out"
-    log = run([str(BIN / "multitask-bert"), *train_argv(tiny_backbone_dir, small_data_dir, output_dir)], tmp_path)
+    argv = train_argv(tiny_backbone_dir, small_data_dir, output_dir, "--keep_checkpoints", "true")
+    log = run([str(BIN / "multitask-bert"), *argv], tmp_path)
     assert "Total train batch size (w. parallel, distributed & accumulation) = 8" in log
     return output_dir
 
@@ -113,7 +114,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
 ):
     output_dir = tmp_path / "out"
     command = [str(BIN / "multitask-bert"), *train_argv(tiny_backbone_dir, small_data_dir, output_dir)]
-    first_checkpoint = output_dir / f"checkpoint-{SAVE_STEPS}" / "trainer_state.json"
+    checkpoints = output_dir / "checkpoints"
+    first_checkpoint = checkpoints / f"checkpoint-{SAVE_STEPS}" / "trainer_state.json"
     with open(tmp_path / "killed.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=cli_env(tmp_path), cwd=tmp_path)
         deadline = time.monotonic() + 240
@@ -125,17 +127,19 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
         assert process.wait() == -signal.SIGKILL
     # The trainer writes trainer_state.json last, so a checkpoint that has one is complete.
     complete = sorted(
-        int(state.parent.name.split("-")[1]) for state in output_dir.glob("checkpoint-*/trainer_state.json")
+        int(state.parent.name.split("-")[1]) for state in checkpoints.glob("checkpoint-*/trainer_state.json")
     )
     assert complete[-1] < MAX_STEPS, f"the run got to step {complete[-1]} of {MAX_STEPS} before the kill"
     assert not (output_dir / "model.safetensors").exists() and not (output_dir / "eval_results.json").exists()
-    last_checkpoint = output_dir / f"checkpoint-{complete[-1]}"
+    last_checkpoint = checkpoints / f"checkpoint-{complete[-1]}"
     # Determinism: another process, same seed and data, bit-identical weights at the same step.
     assert_same_weights(
-        last_checkpoint / "model.safetensors", uninterrupted_run / last_checkpoint.name / "model.safetensors"
+        last_checkpoint / "model.safetensors",
+        uninterrupted_run / "checkpoints" / last_checkpoint.name / "model.safetensors",
     )
 
     run([*command, "--resume_from_checkpoint", str(last_checkpoint)], tmp_path)
+    assert not checkpoints.exists(), "a finished run removes its checkpoints unless --keep-checkpoints"
     assert_same_weights(output_dir / "model.safetensors", uninterrupted_run / "model.safetensors")
     assert results_without_timings(output_dir) == results_without_timings(uninterrupted_run)
 

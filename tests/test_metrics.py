@@ -79,10 +79,23 @@ def test_a_gold_unk_is_never_right(metric):
         references=examples(["UNK", "alarm"], [["UNK", "UNK", "O"], ["B-TIME", "O"]]),
     )
     assert result["intent_accuracy"] == 0.5  # the gold UNK intent is wrong although predicted UNK
-    # The run of gold UNK tags is one entity nobody can match; the predicted UNK tag counts as O (no false positive).
+    # The run of gold UNK tags is one entity nobody can match, not even the predicted UNK run at the same place.
     assert result["entity_UNK_support"] == 1 and result["entity_UNK_recall"] == 0.0
-    assert (result["entity_precision"], result["entity_recall"]) == (1.0, 0.5)
-    assert result["sentence_accuracy"] == 0.5
+    # Predicted: that UNK run, TIME (right) and the UNK on a gold O: 1 of 3 right; gold: UNK (missed) and TIME.
+    assert (result["entity_precision"], result["entity_recall"]) == (1 / 3, 0.5)
+    assert result["sentence_accuracy"] == 0.0  # example 1's predicted UNK on a gold O is a wrong tag
+
+
+def test_a_predicted_unk_is_never_right(metric):
+    """A model that predicts UNK where the gold tag is O, or UNK as the intent, gets nothing right for it."""
+    result = metric.compute(
+        predictions=examples(["alarm", "UNK"], [["O", "UNK", "B-TIME"], ["O", "B-TIME"]]),
+        references=examples(["alarm", "timer"], [["O", "O", "B-TIME"], ["O", "B-TIME"]]),
+    )
+    assert result["intent_accuracy"] == 0.5
+    assert result["sentence_accuracy"] == 0.0
+    assert (result["entity_precision"], result["entity_recall"]) == (2 / 3, 1.0)
+    assert not any(key.startswith("entity_UNK_predicted") for key in result)  # not an entity type of the data
 
 
 def test_unannotated_parts_are_left_out(metric):
@@ -132,7 +145,8 @@ def test_compute_metrics_names_ids_and_honours_unk_and_ignored_positions():
         )
     )
     assert result["intent_accuracy"] == 0.5  # example 1's gold UNK is wrong; example 2 has no intent
-    # Example 0 is right at its labelled positions; example 1's gold UNK entity is missed (its predicted UNK is O).
-    assert (result["entity_precision"], result["entity_recall"]) == (1.0, 0.5)
+    # Example 0 is right at its labelled positions; example 1's gold UNK entity is missed and its predicted UNK is
+    # a false positive.
+    assert (result["entity_precision"], result["entity_recall"]) == (0.5, 0.5)
     assert result["entity_UNK_support"] == 1
-    assert result["sentence_accuracy"] == 0.5  # examples 0 and 1 carry both annotations
+    assert result["sentence_accuracy"] == 0.5  # examples 0 and 1 carry both annotations; 1 is wrong

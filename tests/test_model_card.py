@@ -14,9 +14,9 @@ from huggingface_hub.repocard import metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from matplotlib.image import imread
 from transformers import Trainer, TrainingArguments
-from transformers.modelcard import extract_hyperparameters_from_trainer
 
 from conftest import INTENTS, NER_TAGS, run_without_project, tiny_model
+from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import (
     CARD_INPUTS_FILE,
     LOSS_PLOT_FILE,
@@ -124,7 +124,7 @@ def trained(tmp_path_factory, tokenizer):
     return {
         "model_dir": model_dir,
         "log_history": trainer.state.log_history,
-        "hyperparameters": extract_hyperparameters_from_trainer(trainer),
+        "hyperparameters": describe_training(trainer.args, trainer.state.global_step),
     }
 
 
@@ -184,7 +184,11 @@ def test_body_lists_real_labels_counts_metrics_and_the_loss_curve(model_dir, tra
     assert "| validation | 0.8125 | 0.6250 | 0.5625 | 0.5921 | 0.4375 |" in body
     assert "| test | 0.7500 | – | – | 0.5102 | 0.3750 |" in body
     assert "| `TIME` | 0.7143 |" in body and "| `PERSON` | 0.3333 |" in body
-    assert f"- learning_rate: {trained['hyperparameters']['learning_rate']}" in body
+    assert f"- Learning rate: {trained['hyperparameters']['Learning rate']}" in body
+    assert "- Learning rate: 5e-05 for the encoder and heads" in body
+    assert "- Optimizer: AdamW (PyTorch" in body and "OptimizerNames" not in body
+    assert "- Training length: 2 epochs (8 optimizer steps)" in body
+    assert "must be truncated" not in body and "in overlapping windows" in body
     eval_losses = [entry["eval_loss"] for entry in trained["log_history"] if "eval_loss" in entry]
     assert len(eval_losses) == 2
     assert all(f"{loss:.4f}" in body for loss in eval_losses)  # the Trainer's results table
@@ -244,7 +248,7 @@ def test_bad_inputs_are_named(model_dir, trained, tmp_path, capsys):
         build_model_card(model_dir, eval_results={"test": {"test_acc": 0.9}})
     with pytest.raises(ValueError, match=r"dataset_summary\['train'\] has keys \['intents'\]"):
         build_model_card(model_dir, dataset_summary={"train": {"examples": 3, "intents": {"set_alarm": 3}}})
-    assert cli_main(["card", str(tmp_path / "missing")]) == 1
+    assert cli_main(["card", str(tmp_path / "missing")]) == 2
     assert "has no config.json" in capsys.readouterr().err
 
 

@@ -259,5 +259,7 @@ def test_predict_matches_the_pipeline(saved_model_dir, tokenizer, capsys):
 
 
 def test_predict_reports_a_missing_file(saved_model_dir, tmp_path, capsys):
-    assert cli.main(["predict", str(saved_model_dir), "--file", str(tmp_path / "absent.txt")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", str(saved_model_dir), "--file", str(tmp_path / "absent.txt")])
+    assert exit_info.value.code == 2
     assert "absent.txt" in capsys.readouterr().err

@@ -110,6 +110,8 @@ def test_pushed_model_loads_by_repo_id_without_the_project(hub, model_dir, tmp_p
     (model_dir / "training_args.bin").write_bytes(b"a pickle")
     (model_dir / "checkpoint-2").mkdir()
     (model_dir / "checkpoint-2" / "model.safetensors").write_bytes(b"an old checkpoint")
+    (model_dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)  # kept with `train --keep-checkpoints`
+    (model_dir / "checkpoints" / "checkpoint-4" / "model.safetensors").write_bytes(b"a kept checkpoint")
 
     result = push(str(model_dir), REPO_ID, env=hub_env(hub, tmp_path / "hf_home", "hf_pushtoken"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -125,7 +127,7 @@ def test_pushed_model_loads_by_repo_id_without_the_project(hub, model_dir, tmp_p
         "tokenizer_config.json",
         "README.md",
     } <= set(files)
-    assert "training_args.bin" not in files and not any(path.startswith("checkpoint-") for path in files)
+    assert "training_args.bin" not in files and not any(path.startswith("checkpoint") for path in files)
     assert files["model.safetensors"] == (model_dir / "model.safetensors").read_bytes()
     head = hub.repos[REPO_ID].branches["main"]
     assert hub.repos[REPO_ID].commits[head]["model.safetensors"].lfs_oid is not None  # went through LFS
@@ -200,12 +202,12 @@ def test_plain_transformers_push_to_hub_works_too(hub, model_dir, tmp_path):
 )
 def test_push_refuses_a_folder_that_would_not_load(model_dir, capsys, missing, message):
     (model_dir / missing).unlink()
-    assert cli_main(["push", str(model_dir), REPO_ID]) == 1
+    assert cli_main(["push", str(model_dir), REPO_ID]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_push_without_a_token_says_how_to_log_in(hub, model_dir, tmp_path):
     result = push(str(model_dir), REPO_ID, env=hub_env(hub, tmp_path / "empty_hf_home", token=None), cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "hf auth login" in result.stderr and "HF_TOKEN" in result.stderr
     assert hub.repos == {}

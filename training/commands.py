@@ -9,15 +9,18 @@ import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, set_seed
-from transformers.modelcard import extract_hyperparameters_from_trainer
 
+from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
 
+from .cli import FLAG_STYLE
 from .data import UNK, MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
-from .loading import load_tokenizer
+from .loading import check_model_location, load_tokenizer
+from .output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
 from .sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
 from .trainer import MultiTaskTrainer, build_compute_metrics
 from .training_args import MultiTaskTrainingArguments
@@ -43,6 +46,8 @@ TRAIN_DEFAULTS = dict(
     train_sampling_strategy="group_by_length",
     report_to="none",
     seed=42,
+    # Pinned memory only helps copies to an accelerator; on CPU the DataLoader warns about it at every epoch.
+    dataloader_pin_memory=torch.accelerator.is_available(),
 )
 
 
@@ -61,18 +66,24 @@ class DataArguments:
         default=128, metadata={"help": "Longest tokenized utterance; longer ones are cut, with a warning."}
     )
     label_all_subtokens: bool = field(
-        default=False, metadata={"help": "Train every sub-token on its word's tag, not only the first sub-token."}
-    )
-    tasks: list[str] = field(
-        default_factory=lambda: ["intent", "ner"],
-        metadata={"help": "Tasks to train, e.g. `--tasks intent` for an intent-only model."},
+        default=False, metadata={"help": "Label every sub-token with its word's tag, not only the first sub-token."}
     )
     sts_benchmark: str | None = field(
         default=None,
         metadata={
-            "help": "STS Benchmark file (or folder with test.tsv): score the sentence embedding before and after "
-            "training and put the scores in the model card."
+            "help": "STS Benchmark file (or folder with test.tsv): also score the sentence embedding (Spearman of "
+            "cosines; `train` scores it before and after training and puts both in the model card)."
         },
+    )
+
+
+@dataclass
+class TrainDataArguments(DataArguments):
+    """The data options of `train`, plus which tasks' losses train."""
+
+    tasks: list[str] = field(
+        default_factory=lambda: ["intent", "ner"],
+        metadata={"help": "Tasks to train, e.g. `--tasks intent` for an intent-only model."},
     )
 
 
@@ -96,7 +107,46 @@ class ModelArguments:
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the task heads."})
 
 
+@dataclass
+class OutputArguments:
+    """What `train` may do with its output folder (`--output-dir`)."""
+
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Write into --output-dir even when it already holds files."}
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep OUTPUT_DIR/checkpoints/ after a finished run (it is always there while training, so an "
+            "interrupted run resumes with --resume-from-checkpoint); by default it is removed at the end."
+        },
+    )
+
+
+@dataclass
+class EvaluateArguments:
+    """What `evaluate` scores and prints."""
+
+    split: str = field(default="test", metadata={"help": "Split of the data to score."})
+    batch_size: int = field(default=64, metadata={"help": "Examples per forward pass."})
+    json: bool = field(default=False, metadata={"help": "Print one JSON object instead of a table."})
+
+
 NEW_MODEL_DEFAULTS = {option.name: option.default for option in fields(ModelArguments)}
+
+
+def parse_dataclasses(parser: HfArgumentParser, argv: list[str]) -> tuple:
+    """`parser.parse_args_into_dataclasses(argv)`, with argparse's usage + error line (exit 2) for an unknown option
+    (HfArgumentParser raises a ValueError for those)."""
+    *parsed, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if remaining:
+        parser.error(f"unrecognized arguments: {' '.join(remaining)}")
+    return tuple(parsed)
+
+
+def command_parser(dataclass_types: list[type], prog: str) -> HfArgumentParser:
+    """An HfArgumentParser for a subcommand: abbreviated options refused, the flag style in the help."""
+    return HfArgumentParser(dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE)
 
 
 def load_dataset_for(data_args: DataArguments, label_lists: dict[str, list[str]] | None = None) -> DatasetDict:
@@ -107,7 +157,7 @@ def load_dataset_for(data_args: DataArguments, label_lists: dict[str, list[str]]
 
 
 def dataset_and_model(
-    model_args: ModelArguments, data_args: DataArguments
+    model_args: ModelArguments, data_args: TrainDataArguments
 ) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
     """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
     if model_args.model_name_or_path:
@@ -121,6 +171,7 @@ def dataset_and_model(
                 f"{', '.join(new_model_options)}: options of a new model, but --model_name_or_path continues a "
                 "trained one, architecture included. Pass one or the other."
             )
+        check_model_location(model_args.model_name_or_path)
         model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
         dataset = load_dataset_for(data_args, label_lists)
@@ -138,6 +189,7 @@ def dataset_and_model(
         if not labels:
             raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
         backbone = model_args.backbone or default_backbone_path()
+        check_model_location(backbone)
         model = MultiTaskBertModel.from_backbone(
             backbone,
             intent_labels=labels.get("intent"),
@@ -166,9 +218,14 @@ def unknown_train_labels(train: Dataset) -> dict[str, int]:
 
 def train(argv: list[str]) -> int:
     """Fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, MultiTaskTrainingArguments), prog="multitask-bert train")
+    parser = command_parser(
+        [ModelArguments, TrainDataArguments, OutputArguments, MultiTaskTrainingArguments], "multitask-bert train"
+    )
     parser.set_defaults(**TRAIN_DEFAULTS)
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
+    model_args, data_args, output_args, training_args = parse_dataclasses(parser, argv)
+    output_dir = Path(training_args.output_dir)
+    check_output_dir(output_dir, output_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint))
+    training_args.output_dir = str(checkpoints_dir(output_dir))
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
@@ -210,7 +267,7 @@ def train(argv: list[str]) -> int:
     )
     base_sts = starting_model_sts(trainer, data_args.sts_benchmark) if data_args.sts_benchmark else None
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
+    trainer.save_model(str(output_dir))
 
     trainer.compute_metrics = build_compute_metrics(model.config)  # the final tables also score each entity type
     results = {
@@ -219,7 +276,8 @@ def train(argv: list[str]) -> int:
         if split in features
     }
     if trainer.is_world_process_zero():
-        output_dir = Path(training_args.output_dir)
+        if not output_args.keep_checkpoints:
+            remove_checkpoints(output_dir)
         (output_dir / EVAL_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         embedding_similarity = None
         if data_args.sts_benchmark:
@@ -231,6 +289,7 @@ def train(argv: list[str]) -> int:
         write_card(output_dir, results, trainer, dataset, data_args, model_args, embedding_similarity)
         for split, metrics in results.items():
             print(f"\n{split} split:\n{metrics_table(metrics)}")
+        apply_umask(output_dir)
         show_examples(output_dir, dataset)
     return 0
 
@@ -252,31 +311,39 @@ def strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:
 
 def evaluate_model(argv: list[str]) -> int:
     """Score a trained model folder on a data split; prints a table, or JSON with --json."""
-    parser = HfArgumentParser(DataArguments, prog="multitask-bert evaluate")
+    parser = command_parser([DataArguments, EvaluateArguments], "multitask-bert evaluate")
     parser.add_argument("model_dir", help="Folder written by `multitask-bert train` (or a Hub repo id).")
-    parser.add_argument("--split", default="test", help="Split to score (default: test).")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a table.")
-    data_args, extra = parser.parse_args_into_dataclasses(argv)
+    data_args, options, extra = parse_dataclasses(parser, argv)
+    check_model_location(extra.model_dir)
     model = AutoModel.from_pretrained(extra.model_dir, trust_remote_code=True)
     tokenizer = load_tokenizer(extra.model_dir)
     dataset = load_dataset_for(data_args, {task: model.config.task_labels(task) for task in model.config.tasks})
-    if extra.split not in dataset:
-        raise ValueError(f"No split {extra.split!r} in the data; it has {list(dataset)}.")
+    if options.split not in dataset:
+        raise ValueError(f"No split {options.split!r} in the data; it has {list(dataset)}.")
     features = tokenize_dataset(
-        DatasetDict({extra.split: dataset[extra.split]}), tokenizer, data_args.max_length, data_args.label_all_subtokens
+        DatasetDict({options.split: dataset[options.split]}),
+        tokenizer,
+        data_args.max_length,
+        data_args.label_all_subtokens,
     )
-    trainer = MultiTaskTrainer(
-        model=model,
-        args=MultiTaskTrainingArguments(per_device_eval_batch_size=extra.batch_size, report_to="none"),
-        data_collator=MultiTaskDataCollator(tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=build_compute_metrics(model.config),
-    )
-    metrics = strip_prefix(trainer.evaluate(features[extra.split], metric_key_prefix=extra.split), extra.split)
+    with tempfile.TemporaryDirectory() as scratch:  # the Trainer creates its output_dir; evaluation writes nothing
+        trainer = MultiTaskTrainer(
+            model=model,
+            args=MultiTaskTrainingArguments(
+                output_dir=scratch,
+                per_device_eval_batch_size=options.batch_size,
+                report_to="none",
+                dataloader_pin_memory=TRAIN_DEFAULTS["dataloader_pin_memory"],
+            ),
+            data_collator=MultiTaskDataCollator(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=build_compute_metrics(model.config),
+        )
+        evaluated = trainer.evaluate(features[options.split], metric_key_prefix=options.split)
+    metrics = strip_prefix(evaluated, options.split)
     if data_args.sts_benchmark:
         metrics["sts_benchmark_spearman_cosine"] = sts_benchmark_spearman(extra.model_dir, data_args.sts_benchmark)
-    print(json.dumps(metrics) if extra.json else metrics_table(metrics))
+    print(json.dumps(metrics) if options.json else metrics_table(metrics))
     return 0
 
 
@@ -297,7 +364,7 @@ def write_card(
     results: dict[str, dict[str, float]],
     trainer: MultiTaskTrainer,
     dataset: DatasetDict,
-    data_args: DataArguments,
+    data_args: TrainDataArguments,
     model_args: ModelArguments,
     embedding_similarity: dict[str, float | str | None] | None = None,
 ) -> None:
@@ -313,7 +380,7 @@ def write_card(
             for split, counts in summarize_dataset(dataset).items()
         },
         synthetic_data=data_args.data is None,
-        hyperparameters=extract_hyperparameters_from_trainer(trainer),
+        hyperparameters=describe_training(trainer.args, trainer.state.global_step),
         base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
         widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
         embedding_preservation_weight=trainer.args.embedding_preservation_weight,

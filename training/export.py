@@ -9,12 +9,13 @@ models), checks onnxruntime against PyTorch, and compares int8 with fp32 on eval
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import logging
-import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,8 @@ from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, Mul
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX, ConditionalRandomField
 from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK
 
-from .loading import load_tokenizer
+from .cli import CommandParser
+from .loading import check_model_location, load_tokenizer
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -63,6 +65,37 @@ def onnx_input_names(model: MultiTaskBertModel, tokenizer: PreTrainedTokenizerBa
 def onnx_output_names(config: MultiTaskBertConfig) -> list[str]:
     """`<task>_logits` for every head, in config order, then `sentence_embedding`."""
     return [f"{task}_logits" for task in config.tasks] + [EMBEDDING_OUTPUT]
+
+
+class _DropRecords(logging.Filter):
+    """Drops log records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+@contextmanager
+def quiet_export() -> Iterator[None]:
+    """Silence what the exporter and the quantizer say about our calls that means nothing to users: operators of
+    torchvision (not installed, not used) that cannot be registered, the dynamic axes sharing one name (on purpose),
+    a pytree deprecation inside torch, and onnxruntime's advice to pre-process image models."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    root_filter = _DropRecords("Please consider to run pre-processing before quantization")
+    logging.getLogger().addFilter(root_filter)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"# The axis name: \w+ will not be used", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+        logging.getLogger().removeFilter(root_filter)
 
 
 class _FlatOutputs(nn.Module):
@@ -183,6 +216,7 @@ def export_onnx(
 ) -> ExportReport:
     """Export, verify against PyTorch (raises if any output differs by more than 1e-4), optionally quantize."""
     output_dir = Path(output_dir)
+    check_model_location(model_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = MultiTaskBertModel.from_pretrained(model_dir).eval()
     tokenizer = load_tokenizer(model_dir)
@@ -192,18 +226,19 @@ def export_onnx(
     example = tokenizer(["set a timer for ten minutes", "call Anna"], padding=True, return_tensors="pt")
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     onnx_path = output_dir / ONNX_FILE
-    torch.onnx.export(
-        _FlatOutputs(model).eval(),
-        (),
-        str(onnx_path),
-        kwargs={name: example[name] for name in input_names},
-        input_names=input_names,
-        output_names=output_names,
-        dynamic_shapes={name: {0: batch, 1: sequence} for name in input_names},
-        opset_version=opset,
-        external_data=False,
-        verbose=False,
-    )
+    with quiet_export():
+        torch.onnx.export(
+            _FlatOutputs(model).eval(),
+            (),
+            str(onnx_path),
+            kwargs={name: example[name] for name in input_names},
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in input_names},
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
     model.config.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     if model.config.use_crf:
@@ -254,7 +289,8 @@ def quantize_int8(onnx_path: Path, int8_path: Path) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         plain_path = Path(scratch) / ONNX_FILE
         onnx.save(graph, str(plain_path))
-        quantize_dynamic(str(plain_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
+        with quiet_export():
+            quantize_dynamic(str(plain_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True)
     return int8_path
 
 
@@ -349,8 +385,8 @@ def read_lines(path: str | Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="multitask-bert export", description="Export a saved model to ONNX, check it, optionally quantize it."
     )
     parser.add_argument("model", help="folder (or Hub id) of a saved MultiTaskBert model with its tokenizer")
@@ -372,11 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     eval_texts = eval_gold = None
     if args.quantize:
-        try:
-            examples = read_eval_examples(args.eval_file)[: args.eval_limit]
-        except FileNotFoundError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        examples = read_eval_examples(args.eval_file)[: args.eval_limit]
         eval_texts = [example["text"] for example in examples]
         if examples and all("intent" in example and "entities" in example for example in examples):
             eval_gold = examples

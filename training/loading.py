@@ -1,9 +1,11 @@
-"""The tokenizer of a model folder, with an error that says when the folder has none."""
+"""Where a model comes from (a local folder or a Hub id) and its tokenizer, with errors that say what is wrong."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 # What `save_pretrained` writes for the usual tokenizers (fast, WordPiece, BPE, SentencePiece).
@@ -16,6 +18,17 @@ TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
     "tokenizer.model",
 )
+
+
+def check_model_location(name_or_path: str | Path) -> None:
+    """Raise a `ValueError` at once if `name_or_path` is neither an existing path nor a valid Hub repo id (instead of
+    asking the Hub, with retries, for a repo that cannot exist)."""
+    if Path(name_or_path).exists():
+        return
+    try:
+        validate_repo_id(str(name_or_path))
+    except HFValidationError as error:
+        raise ValueError(f"{name_or_path}: no such folder, and not a Hub repo id (namespace/name) either.") from error
 
 
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:

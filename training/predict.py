@@ -9,7 +9,6 @@ MODEL_DIR is a saved model, or a folder written by `multitask-bert export --onnx
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
@@ -19,13 +18,15 @@ from transformers import Pipeline, pipeline
 
 from multitask_bert.modeling import MultiTaskBertModel
 from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK
+from multitask_bert.training.cli import CommandParser
 from multitask_bert.training.export import ONNX_FILE, OnnxMultiTaskModel
-from multitask_bert.training.loading import load_tokenizer
+from multitask_bert.training.loading import check_model_location, load_tokenizer
 
 
 def load_pipeline(model_dir: str | Path, onnx_file: str | None = None, device: str | None = None) -> Pipeline:
     """The `joint-intent-ner` pipeline over a saved model, or over an ONNX export (`onnx_file`, or a folder that holds
     `model.onnx` and no PyTorch weights)."""
+    check_model_location(model_dir)
     model_path = Path(model_dir)
     if onnx_file is None and (model_path / ONNX_FILE).is_file() and not (model_path / "model.safetensors").is_file():
         onnx_file = ONNX_FILE
@@ -48,8 +49,8 @@ def read_texts(texts: list[str], file: str | None) -> Iterator[str]:
         yield from texts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="multitask-bert predict",
         description="Print intent and entities of each text as one JSON line (line i answers input line i).",
     )
@@ -69,24 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Texts may come before or after the options (`MODEL --onnx-file F "text" "text"`)."""
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
     if args.file is not None and args.texts:
-        print("error: give texts or --file, not both", file=sys.stderr)
-        return 2
+        parser.error("give texts or --file, not both")
     if args.file is None and not args.texts and sys.stdin.isatty():
-        print("error: no texts: give them as arguments, with --file, or on stdin", file=sys.stderr)
-        return 2
+        parser.error("no texts: give them as arguments, with --file, or on stdin")
     if args.file is not None and not Path(args.file).is_file():
-        print(f"error: no such file: {args.file}", file=sys.stderr)
-        return 2
-    try:
-        predictor = load_pipeline(args.model, args.onnx_file, args.device)
-        options = {"batch_size": args.batch_size, "return_embedding": args.embedding}
-        if args.top_k is not None:
-            options["top_k"] = args.top_k
-        for result in predictor(read_texts(args.texts, args.file), **options):
-            print(json.dumps(result, ensure_ascii=False), flush=True)
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        parser.error(f"no such file: {args.file}")
+    predictor = load_pipeline(args.model, args.onnx_file, args.device)
+    options = {"batch_size": args.batch_size, "return_embedding": args.embedding}
+    if args.top_k is not None:
+        options["top_k"] = args.top_k
+    for result in predictor(read_texts(args.texts, args.file), **options):
+        print(json.dumps(result, ensure_ascii=False), flush=True)
     return 0

@@ -12,11 +12,13 @@ Scores one forward pass of a joint intent + entity model, as in JointBERT-style 
 - `entity_<TYPE>_precision`, `_recall`, `_f1`, `_support`: the same per entity type;
 - `sentence_accuracy`: share of examples annotated with both an intent and tags whose intent and every tag are right.
 
-A reference label equal to `unknown_label` (default `"UNK"`, a label unseen in training) never counts as right: a
-reference intent `UNK` is wrong whatever the prediction, a run of reference tags `UNK` is one entity of type `UNK`
-that no prediction can match, and predicted `UNK` tags count as `"O"`. An empty reference (intent `""`, tags `[]`)
-means that part of the example is not annotated: it is left out of the scores. Scores with nothing to count are left
-out of the result.
+`unknown_label` (default `"UNK"`, a label unseen in training) never counts as right, on either side: a reference
+intent `UNK` is wrong whatever the prediction, a run of reference tags `UNK` is one entity of type `UNK` that no
+prediction can match, a predicted intent `UNK` is wrong, and a run of predicted tags `UNK` is one entity of type
+`UNK_predicted`, which no reference has (a false positive, and a wrong tag for sentence accuracy; it has no
+per-type scores). An empty
+reference (intent `""`, tags `[]`) means that part of the example is not annotated: it is left out of the scores.
+Scores with nothing to count are left out of the result.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -82,8 +84,8 @@ class MultitaskMetrics(evaluate.Metric):
         if tagged:
             results.update(
                 entity_scores(
-                    [mask_predicted_unknowns(predicted, unknown_label) for predicted, _ in tagged],
-                    [unknown_as_entity(gold, unknown_label) for _, gold in tagged],
+                    [unknown_as_entity(predicted, unknown_label, PREDICTED_UNKNOWN_TYPE) for predicted, _ in tagged],
+                    [unknown_as_entity(gold, unknown_label, unknown_label) for _, gold in tagged],
                     per_type,
                 )
             )
@@ -98,32 +100,30 @@ class MultitaskMetrics(evaluate.Metric):
         return results
 
 
+PREDICTED_UNKNOWN_TYPE = "UNK_predicted"
+
+
 def intent_is_right(predicted, gold, unknown_label):
     return gold != unknown_label and predicted == gold
 
 
 def tags_are_right(predicted, gold, unknown_label):
-    predicted = mask_predicted_unknowns(predicted, unknown_label)
     return all(
         tag != unknown_label and tag == predicted_tag for predicted_tag, tag in zip(predicted, gold, strict=True)
     )
 
 
-def mask_predicted_unknowns(tags, unknown_label):
-    """Predicted `UNK` tags name no entity type: they count as `O`."""
-    return ["O" if tag == unknown_label else tag for tag in tags]
-
-
-def unknown_as_entity(tags, unknown_label):
-    """Each run of reference `UNK` tags becomes one `UNK` entity, which no prediction can match."""
+def unknown_as_entity(tags, unknown_label, entity_type):
+    """Each run of `unknown_label` tags becomes one entity of `entity_type` (`UNK` for references, `UNK_predicted`
+    for predictions, so that the two never match)."""
     converted = []
     for position, tag in enumerate(tags):
         if tag != unknown_label:
             converted.append(tag)
         elif position > 0 and tags[position - 1] == unknown_label:
-            converted.append(f"I-{unknown_label}")
+            converted.append(f"I-{entity_type}")
         else:
-            converted.append(f"B-{unknown_label}")
+            converted.append(f"B-{entity_type}")
     return converted
 
 
@@ -140,6 +140,8 @@ def entity_scores(predicted_tags, gold_tags, per_type):
     )
     type_scores = precision_recall_fscore_support(gold_tags, predicted_tags, average=None, zero_division=0)
     for entity_type, precision, recall, f1, support in zip(entity_types, *type_scores, strict=True):
+        if entity_type == PREDICTED_UNKNOWN_TYPE:  # not a type of the data: counted in the overall scores only
+            continue
         scores[f"entity_{entity_type}_precision"] = float(precision)
         scores[f"entity_{entity_type}_recall"] = float(recall)
         scores[f"entity_{entity_type}_f1"] = float(f1)
