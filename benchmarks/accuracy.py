@@ -122,7 +122,8 @@ def train_once(
             data = [] if dataset == EMBEDDED_DATA else ["--data", str(DATA_ROOT / dataset)]
             command = ["multitask-bert", "train", *data, "--output_dir", str(model_dir)]
             command += cli_arguments({**stages[stage - 1], "seed": seed, "eval_strategy": "no", "save_strategy": "no"})
-            command += ["--disable_tqdm", "true", "--logging_steps", "50"]
+            # A folder left by a crashed run holds no benchmark_run.json: train it again from the start.
+            command += ["--disable_tqdm", "true", "--logging_steps", "50", "--overwrite_output_dir", "true"]
             if previous is not None:
                 command += ["--model_name_or_path", str(previous)]
             elif backbone:

@@ -43,20 +43,22 @@ RECIPES = {
 STS_RESULT = "sts_benchmark.json"
 
 
-def cached_sts(model_dir: Path) -> float:
+def cached_sts(model_dir: Path, sts_dir: Path) -> float:
     """The STS-B test Spearman of a trained run, computed once and kept in its folder."""
     done = model_dir / STS_RESULT
     if not done.exists():
-        done.write_text(json.dumps({"spearman_cosine": sts_benchmark_spearman(model_dir, STS_DIR)}) + "\n")
+        done.write_text(json.dumps({"spearman_cosine": sts_benchmark_spearman(model_dir, sts_dir)}) + "\n")
     return json.loads(done.read_text())["spearman_cosine"]
 
 
-def weight_row(dataset: str, settings: dict, seeds: list[int], cache_dir: Path) -> dict:
+def weight_row(
+    dataset: str, settings: dict, seeds: list[int], backbone: str | None, cache_dir: Path, sts_dir: Path
+) -> dict:
     """Train `settings` at every seed; scores per split (mean, std), STS-B Spearman and seconds, and the runs."""
     runs = []
     for seed in seeds:
-        result, took = train_once(dataset, [settings], seed, None, cache_dir)
-        sts = cached_sts(cache_dir / run_key(dataset, [settings], seed, None))
+        result, took = train_once(dataset, [settings], seed, backbone, cache_dir)
+        sts = cached_sts(cache_dir / run_key(dataset, [settings], seed, backbone), sts_dir)
         scores = {
             split: {metric: result[split][key] for metric, key in METRICS.items() if key in result[split]}
             for split in ("validation", "test")
@@ -112,26 +114,34 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0], help="Preservation weights to run.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds to run (default: 0).")
     parser.add_argument("--max-steps", type=int, help="Stop every training run after N steps: a smoke run only.")
+    parser.add_argument("--backbone", help="Encoder name or path (default: the packaged all-MiniLM-L6-v2).")
+    parser.add_argument("--sts-dir", type=Path, default=STS_DIR, help=f"STS Benchmark folder (default {STS_DIR}).")
     parser.add_argument("--backbone-sts", type=float, help="The backbone's STS-B score, if known (else computed).")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help=f"Where to write (default {RESULTS}).")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"Trained runs (default {CACHE_DIR}).")
     args = parser.parse_args()
-    if not STS_DIR.exists():
-        print(f"skipped: {STS_DIR} is missing (the STS Benchmark lives in ../shared/data/sts-b).")
+    if not args.sts_dir.exists():
+        print(f"skipped: {args.sts_dir} is missing (the STS Benchmark lives in ../shared/data/sts-b).")
         return
     if args.dataset != EMBEDDED_DATA and not (DATA_ROOT / args.dataset).exists():
         sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
     recipe = {**RECIPES[args.dataset], **({"max_steps": args.max_steps} if args.max_steps else {})}
     rows = {
         f"{weight:g}": weight_row(
-            args.dataset, {**recipe, "embedding_preservation_weight": weight}, args.seeds, args.cache_dir
+            args.dataset,
+            {**recipe, "embedding_preservation_weight": weight},
+            args.seeds,
+            args.backbone,
+            args.cache_dir,
+            args.sts_dir,
         )
         for weight in args.weights
     }
     result = {
         "dataset": args.dataset,
-        "backbone": "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
-        "backbone_sts_spearman": args.backbone_sts or sts_benchmark_spearman(default_backbone_path(), STS_DIR),
+        "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
+        "backbone_sts_spearman": args.backbone_sts
+        or sts_benchmark_spearman(args.backbone or default_backbone_path(), args.sts_dir),
         "recipe": recipe,
         "rows": rows,
     }

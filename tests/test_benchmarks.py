@@ -126,3 +126,53 @@ def test_committed_main_results_ran_the_recipe():
     script = accuracy_script()
     result = json.loads((REPO_ROOT / "benchmarks" / "results" / "accuracy_atis.json").read_text())
     assert result["recipe"] == script.stages_of(script.ABLATIONS[script.RECIPE_ROW])[0]
+
+
+EMBEDDING_SCRIPT = REPO_ROOT / "benchmarks" / "embedding.py"
+STS_LINES = [
+    "genre\tsource\tscore\tsentence1\tsentence2",
+    "captions\tt\t4.8\tA man is playing a guitar.\tA man plays the guitar.",
+    "captions\tt\t0.2\tA woman is slicing an onion.\tA man is riding a horse.",
+    "captions\tt\t4.2\tKids are playing in the park.\tChildren play outside in a park.",
+    "captions\tt\t0.0\tThe stock market fell today.\tA cat sleeps on the sofa.",
+    "captions\tt\t3.8\tTwo people are talking.\tTwo men are having a conversation.",
+]
+
+
+def run_embedding(tmp_path: Path, tiny_backbone_dir: Path, sts_dir: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(EMBEDDING_SCRIPT), "--dataset", "embedded", "--backbone", str(tiny_backbone_dir)]
+    command += ["--max-steps", "2", "--weights", "0", "1", "--sts-dir", str(sts_dir)]
+    command += ["--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished
+
+
+def test_embedding_benchmark_scores_each_weight_with_the_sts_evaluator(tmp_path, tiny_backbone_dir):
+    from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
+
+    sts_dir = tmp_path / "sts-b"
+    sts_dir.mkdir()
+    (sts_dir / "test.tsv").write_text("\n".join(STS_LINES) + "\n", encoding="utf-8")
+    printed = run_embedding(tmp_path, tiny_backbone_dir, sts_dir).stdout
+    result = json.loads((tmp_path / "results" / "embedding_embedded.json").read_text())
+    assert result["backbone_sts_spearman"] == pytest.approx(sts_benchmark_spearman(tiny_backbone_dir, sts_dir))
+    assert list(result["rows"]) == ["0", "1"]
+    for name, row in result["rows"].items():
+        assert row["settings"]["embedding_preservation_weight"] == float(name)
+        (run,) = row["runs"]
+        run_dirs = [
+            path
+            for path in (tmp_path / "cache").iterdir()
+            if json.loads((path / "benchmark_run.json").read_text())["settings"] == row["settings"]
+        ]
+        assert len(run_dirs) == 1
+        assert run["sts_spearman"] == pytest.approx(sts_benchmark_spearman(run_dirs[0], sts_dir), abs=1e-6)
+        assert set(run["test"]) == METRICS and row["sts_spearman"]["mean"] == run["sts_spearman"]
+    assert (tmp_path / "results" / "embedding_embedded.md").read_text().strip() in printed
+
+
+def test_embedding_benchmark_skips_without_the_sts_data(tmp_path, tiny_backbone_dir):
+    printed = run_embedding(tmp_path, tiny_backbone_dir, tmp_path / "absent").stdout
+    assert f"skipped: {tmp_path / 'absent'} is missing" in printed
+    assert not (tmp_path / "results").exists()
