@@ -41,8 +41,8 @@ class OnTheFlyTeacherTrainer(MultiTaskTrainer):
         super().__init__(*args, **kwargs)
         self.teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
 
-    def _with_teacher_embeddings(self, dataset):
-        return dataset
+    def _add_teacher_embeddings(self, model, replace):
+        """No teacher column: the teacher runs at every step instead."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         model_inputs = {key: value for key, value in inputs.items() if not key.endswith("_labels")}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from datasets import Dataset
 from scipy.stats import spearmanr
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer
 
 from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
 from multitask_bert.training import cli
@@ -184,6 +184,66 @@ def test_weight_zero_computes_no_teacher_and_trains_exactly_as_without_the_term(
     for key, value in weights["weight 0"].items():
         assert torch.equal(value, weights["weight 0, teacher column present"][key]), key
     assert any(not torch.equal(value, weights["weight 1"][key]) for key, value in weights["weight 0"].items())
+
+
+def test_weight_zero_trains_bit_for_bit_as_a_plain_trainer_on_the_joint_loss(tokenizer, tmp_path):
+    """Weight 0 is training as before the term existed: a plain `transformers.Trainer` on the model's own loss."""
+    data = sentence_data(tokenizer)
+    ours = make_trainer(no_dropout_model(), data, tokenizer, tmp_path / "ours", embedding_preservation_weight=0)
+    ours.train()
+    plain_args = MultiTaskTrainingArguments(**{**ours.args.to_dict(), "output_dir": str(tmp_path / "plain")})
+    plain = Trainer(
+        model=no_dropout_model(),
+        args=plain_args,
+        train_dataset=data,
+        data_collator=MultiTaskDataCollator(tokenizer),
+    )
+    plain.label_names = ["intent_labels", "ner_labels"]
+    plain.model_accepts_loss_kwargs = False  # the model's `**<task>_labels` are targets, not loss kwargs
+    plain.train()
+    expected = plain.model.state_dict()
+    for name, value in ours.model.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+
+
+def test_the_teacher_pass_sees_the_columns_the_collator_sees_in_training(tokenizer, tmp_path):
+    data = sentence_data(tokenizer, with_tags=False)
+    data = data.add_column("length", [len(ids) for ids in data["input_ids"]])  # not a model input
+    trainer = make_trainer(no_dropout_model(), data, tokenizer, tmp_path)
+    trainer.data_collator = DataCollatorWithPadding(tokenizer)  # passes every column it is given to the model
+    trainer.train()
+    assert TEACHER_EMBEDDING in trainer.train_dataset.column_names and "length" in trainer.train_dataset.column_names
+
+
+def test_a_new_model_from_model_init_is_its_own_teacher(tokenizer, tmp_path):
+    data = sentence_data(tokenizer)
+    seeds = iter(range(10))
+    trainer = MultiTaskTrainer(
+        model_init=lambda: no_dropout_model(seed=next(seeds)),  # seed 0 in __init__, 1 in train()
+        args=make_trainer(no_dropout_model(), data, tokenizer, tmp_path).args,
+        train_dataset=data,
+        data_collator=MultiTaskDataCollator(tokenizer),
+    )
+    trainer.train()
+    teacher = torch.tensor(trainer.train_dataset[TEACHER_EMBEDDING])
+    torch.testing.assert_close(teacher, embeddings(no_dropout_model(seed=1), data, tokenizer), rtol=1e-5, atol=1e-6)
+
+
+def test_data_the_term_cannot_use_is_refused_by_name(tokenizer, tmp_path):
+    data = sentence_data(tokenizer)
+    streaming = make_trainer(no_dropout_model(), data.to_iterable_dataset(), tokenizer, tmp_path / "a")
+    with pytest.raises(ValueError, match="needs the train dataset as a `datasets.Dataset`.*got IterableDataset"):
+        streaming.train()
+
+    def dropping_collator(rows: list[dict]) -> dict[str, torch.Tensor]:
+        return MultiTaskDataCollator(tokenizer)(
+            [{k: v for k, v in row.items() if k != TEACHER_EMBEDDING} for row in rows]
+        )
+
+    dropped = make_trainer(no_dropout_model(), data, tokenizer, tmp_path / "b")
+    dropped.data_collator = dropping_collator
+    with pytest.raises(ValueError, match="the batch has no `teacher_embedding`"):
+        dropped.train()
 
 
 @pytest.mark.parametrize(

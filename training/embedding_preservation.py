@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from datasets import Dataset, Sequence, Value
+from datasets import Dataset, List, Value
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -18,29 +18,28 @@ TEACHER_EMBEDDING = "teacher_embedding"
 
 
 def embedding_preservation_loss(embedding: torch.Tensor, teacher_embedding: torch.Tensor) -> torch.Tensor:
-    """Mean `1 - cosine` between each sentence embedding and its teacher vector (0 when they point the same way)."""
-    teacher_embedding = teacher_embedding.to(device=embedding.device, dtype=embedding.dtype)
-    return (1 - nn.functional.cosine_similarity(embedding, teacher_embedding, dim=-1)).mean()
+    """Mean `1 - cosine` between each sentence embedding and its teacher vector, in float32 (any model dtype)."""
+    teacher_embedding = teacher_embedding.to(device=embedding.device, dtype=torch.float32)
+    return (1 - nn.functional.cosine_similarity(embedding.float(), teacher_embedding, dim=-1)).mean()
 
 
 @torch.no_grad()
-def add_teacher_embeddings(
+def teacher_embeddings(
     model: nn.Module,
     dataset: Dataset,
     collate: Callable[[list[dict]], dict[str, torch.Tensor]],
     batch_size: int = 64,
-    device: torch.device | str | None = None,
-) -> Dataset:
+) -> torch.Tensor:
     """
-    `dataset` with a `teacher_embedding` column: `model`'s `sentence_embedding` of each example, computed in eval mode
-    (no dropout) in float32. The model's training mode and torch's random state are as before (iterating a
-    `DataLoader` draws a seed), so training afterwards sees the same data order and dropout as without this pass.
+    `model`'s `sentence_embedding` of every example of `dataset` (rows as `collate` takes them; `<task>_labels` and
+    `teacher_embedding` stay out of the forward pass), in eval mode (no dropout), on the model's device, returned as
+    float32 on the CPU in the dataset's order. The model's training mode and torch's random state are as before
+    (iterating a `DataLoader` draws a seed), so training afterwards sees the same data order and dropout as without
+    this pass.
     """
-    if TEACHER_EMBEDDING in dataset.column_names:
-        raise ValueError(f"The dataset already has a {TEACHER_EMBEDDING!r} column.")
     was_training = model.training
     model.eval()
-    device = device or next(model.parameters()).device
+    device = next(model.parameters()).device
     # Shortest first, so each batch is padded little; the vectors go back to the dataset's order below.
     lengths = [len(ids) for ids in dataset["input_ids"]]
     order = sorted(range(len(dataset)), key=lengths.__getitem__)
@@ -49,11 +48,34 @@ def add_teacher_embeddings(
         try:
             batches = DataLoader(dataset.select(order), batch_size=batch_size, collate_fn=collate, shuffle=False)
             for batch in batches:
-                inputs = {key: value.to(device) for key, value in batch.items() if not key.endswith("_labels")}
+                inputs = {
+                    key: value.to(device)
+                    for key, value in batch.items()
+                    if not key.endswith("_labels") and key != TEACHER_EMBEDDING
+                }
                 computed.append(model(**inputs).sentence_embedding.float().cpu())
         finally:
             model.train(was_training)
     vectors = torch.empty(len(dataset), computed[0].shape[-1] if computed else 0)
     if computed:
         vectors[torch.tensor(order)] = torch.cat(computed)
-    return dataset.add_column(TEACHER_EMBEDDING, vectors.tolist(), feature=Sequence(Value("float32")))
+    return vectors
+
+
+def with_teacher_column(dataset: Dataset, vectors: torch.Tensor) -> Dataset:
+    """`dataset` with `vectors` (one row each) as its `teacher_embedding` column."""
+    if TEACHER_EMBEDDING in dataset.column_names:
+        raise ValueError(f"The dataset already has a {TEACHER_EMBEDDING!r} column.")
+    return dataset.add_column(TEACHER_EMBEDDING, list(vectors.numpy()), feature=List(Value("float32")))
+
+
+def add_teacher_embeddings(
+    model: nn.Module,
+    dataset: Dataset,
+    collate: Callable[[list[dict]], dict[str, torch.Tensor]],
+    batch_size: int = 64,
+) -> Dataset:
+    """`dataset` with `model`'s embeddings of its examples (`teacher_embeddings`) as a `teacher_embedding` column."""
+    if TEACHER_EMBEDDING in dataset.column_names:
+        raise ValueError(f"The dataset already has a {TEACHER_EMBEDDING!r} column.")
+    return with_teacher_column(dataset, teacher_embeddings(model, dataset, collate, batch_size))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import evaluate
 import torch
+from datasets import Dataset
 from torch import nn
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_optimizer import is_optimizer_factory
@@ -16,7 +17,12 @@ from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
 
 from .data import UNK
-from .embedding_preservation import TEACHER_EMBEDDING, add_teacher_embeddings, embedding_preservation_loss
+from .embedding_preservation import (
+    TEACHER_EMBEDDING,
+    embedding_preservation_loss,
+    teacher_embeddings,
+    with_teacher_column,
+)
 from .training_args import MultiTaskTrainingArguments
 
 # The joint loss's embedding-preservation term, logged as `loss_embedding_preservation` beside the task losses.
@@ -129,9 +135,10 @@ class MultiTaskTrainer(Trainer):
     [`~transformers.Trainer`] for [`MultiTaskBertModel`] with [`MultiTaskTrainingArguments`]:
 
     - the loss is the model's joint loss plus, with `embedding_preservation_weight > 0`, that weight times
-      `1 - cosine` between each training example's sentence embedding and its teacher vector: the embedding the model
-      gave it when `train()` was first called, added to the train dataset as a `teacher_embedding` column before the
-      first step (and reused by later calls, resumed runs included); `loss_<task>` and
+      `1 - cosine` between each training example's sentence embedding and its teacher vector: the embedding that the
+      model `train()` starts from gives it, added to the train dataset as a `teacher_embedding` column before the
+      first step (a dataset that has the column keeps it, so later `train()` calls reuse it; with `model_init`, each
+      run's new model is its teacher); `loss_<task>` and
       `loss_embedding_preservation` (means over the logging interval) join every training log and `eval_loss_<task>`
       the evaluation metrics;
     - the optimizer has layer-wise learning-rate decay over the encoder, its own rate for the heads, no weight decay
@@ -169,29 +176,36 @@ class MultiTaskTrainer(Trainer):
         self._eval_task_losses = TaskLossTracker()
 
     def call_model_init(self, trial=None) -> MultiTaskBertModel:
-        return configure_model(super().call_model_init(trial), self.args)
+        model = configure_model(super().call_model_init(trial), self.args)
+        if getattr(self, "is_in_train", False):  # `train()` starts from this new model: it teaches this run
+            self._add_teacher_embeddings(model, replace=True)
+        return model
 
     def train(self, *args, **kwargs):
         self._train_task_losses = TaskLossTracker()  # nothing left over from an earlier run
-        if self.args.embedding_preservation_weight and self.train_dataset is not None:
-            self.train_dataset = self._with_teacher_embeddings(self.train_dataset)
+        if self.model_init is None:
+            self._add_teacher_embeddings(self.accelerator.unwrap_model(self.model), replace=False)
         return super().train(*args, **kwargs)
 
-    def _with_teacher_embeddings(self, dataset):
-        """`dataset` with the current model's embeddings as a `teacher_embedding` column, unless it has one."""
-        column_names = getattr(dataset, "column_names", None)
-        if column_names is None:
+    def _add_teacher_embeddings(self, model: MultiTaskBertModel, replace: bool) -> None:
+        """With embedding preservation on, give the train dataset `model`'s embeddings as its teacher column (kept
+        if it has one, unless `replace`)."""
+        dataset = self.train_dataset
+        if not self.args.embedding_preservation_weight or dataset is None:
+            return
+        if not isinstance(dataset, Dataset):
             raise ValueError(
-                f"Embedding preservation needs a `datasets.Dataset` to add the teacher vectors to, got "
-                f"{type(dataset).__name__}; add them with `add_teacher_embeddings` or set "
-                "`embedding_preservation_weight=0`."
+                f"Embedding preservation needs the train dataset as a `datasets.Dataset` to add the teacher vectors "
+                f"to, got {type(dataset).__name__}; add a `{TEACHER_EMBEDDING}` column to a `datasets.Dataset` "
+                "(`add_teacher_embeddings`) or set `embedding_preservation_weight=0`."
             )
-        if TEACHER_EMBEDDING in column_names:
-            return dataset
-        model = self.accelerator.unwrap_model(self.model)
-        return add_teacher_embeddings(
-            model, dataset, self.data_collator, self.args.per_device_eval_batch_size, self.args.device
-        )
+        if TEACHER_EMBEDDING in dataset.column_names:
+            if not replace:
+                return
+            dataset = dataset.remove_columns(TEACHER_EMBEDDING)
+        model_rows = self._remove_unused_columns(dataset, description="teacher")  # as the collator sees them
+        vectors = teacher_embeddings(model, model_rows, self.data_collator, self.args.per_device_eval_batch_size)
+        self.train_dataset = with_teacher_column(dataset, vectors)
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -208,7 +222,12 @@ class MultiTaskTrainer(Trainer):
             )
         loss, losses = outputs.loss, dict(outputs.losses)
         weight = self.args.embedding_preservation_weight
-        if teacher_embedding is not None and model.training and weight:
+        if model.training and weight:
+            if teacher_embedding is None:
+                raise ValueError(
+                    f"embedding_preservation_weight={weight} but the batch has no `{TEACHER_EMBEDDING}`: the data "
+                    f"collator must keep that column (MultiTaskDataCollator does), or set the weight to 0."
+                )
             losses[PRESERVATION_LOSS] = embedding_preservation_loss(outputs.sentence_embedding, teacher_embedding)
             loss = loss + weight * losses[PRESERVATION_LOSS]
         tracker = self._train_task_losses if model.training else self._eval_task_losses
