@@ -335,7 +335,10 @@ def load_card_inputs(model_dir: str | Path) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    """`multitask-bert card MODEL_DIR [--repo-id ID]`: write the model card again from what the folder holds."""
+    """
+    `multitask-bert card MODEL_DIR [--repo-id ID] [--sts-benchmark PATH]`: write the model card again from what the
+    folder holds, optionally with the sentence embedding scored on an STS Benchmark file.
+    """
     parser = CommandParser(
         prog="multitask-bert card",
         description=f"Write MODEL_DIR/{CARD_FILE} and {LOSS_PLOT_FILE} from config.json, {CARD_INPUTS_FILE} "
@@ -353,12 +356,15 @@ def main(argv: list[str]) -> int:
     if args.repo_id:
         inputs["repo_id"] = args.repo_id
     if args.sts_benchmark:
-        from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
+        from multitask_bert.training.sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
 
+        split = read_sts_benchmark(args.sts_benchmark).path.stem
+        earlier = inputs.get("embedding_similarity") or {}
         inputs["embedding_similarity"] = {
-            **(inputs.get("embedding_similarity") or {}),
-            "split": "test",
+            "split": split,
             "spearman_cosine": sts_benchmark_spearman(args.model_dir, args.sts_benchmark),
+            # The starting model's score, measured at training time, only if it was on the same split.
+            "base_spearman_cosine": earlier.get("base_spearman_cosine") if earlier.get("split") == split else None,
         }
     write_model_card(args.model_dir, **inputs)
     print(f"Wrote {args.model_dir / CARD_FILE}")

@@ -377,3 +377,14 @@ def test_train_scores_the_embedding_before_and_after_and_the_card_reports_it(tmp
     assert "embedding-preservation term (weight 0.5)" in card
     assert f"| this model | {similarity['spearman_cosine']:.4f} |" in card
     assert "type: spearman_cosine" in card and f"value: {similarity['spearman_cosine']}" in card
+
+    # `card --sts-benchmark` scores the folder again; the starting model's score stays only for the same file name.
+    assert cli.main(["card", str(output_dir), "--sts-benchmark", str(sts_file)]) == 0
+    again = json.loads((output_dir / "model_card_inputs.json").read_text())["embedding_similarity"]
+    assert again == pytest.approx(similarity) and again["split"] == "sts"
+    other_file = write_sts(tmp_path / "dev.tsv", STS_PAIRS[:6])
+    assert cli.main(["card", str(output_dir), "--sts-benchmark", str(other_file)]) == 0
+    other = json.loads((output_dir / "model_card_inputs.json").read_text())["embedding_similarity"]
+    assert other["split"] == "dev" and other["base_spearman_cosine"] is None
+    assert other["spearman_cosine"] == pytest.approx(sts_benchmark_spearman(output_dir, other_file), abs=1e-6)
+    assert "STS Benchmark dev, Spearman" in (output_dir / "README.md").read_text()

@@ -282,7 +282,7 @@ def train(argv: list[str]) -> int:
         embedding_similarity = None
         if data_args.sts_benchmark:
             embedding_similarity = {
-                "split": "test",
+                "split": read_sts_benchmark(data_args.sts_benchmark).path.stem,
                 "spearman_cosine": sts_benchmark_spearman(output_dir, data_args.sts_benchmark),
                 "base_spearman_cosine": base_sts,
             }

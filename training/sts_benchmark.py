@@ -59,7 +59,7 @@ def sts_benchmark_spearman(model_name_or_path: str | Path, sts_path: str | Path,
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
     pairs = read_sts_benchmark(sts_path)
-    model = SentenceTransformer(str(model_name_or_path), trust_remote_code=True, device="cpu")
+    model = SentenceTransformer(str(model_name_or_path), trust_remote_code=True)
     evaluator = EmbeddingSimilarityEvaluator(
         pairs.sentences1,
         pairs.sentences2,
