@@ -82,4 +82,11 @@ def describe_training(args: TrainingArguments, total_steps: int | None = None) -
         lines["Task weights"] = "learned (homoscedastic uncertainty, Kendall et al. 2018)"
     elif getattr(args, "task_weights", None):
         lines["Task weights"] = ", ".join(f"{task} {_number(weight)}" for task, weight in args.task_weights.items())
+    preservation = getattr(args, "embedding_preservation_weight", None)
+    if preservation is not None:
+        lines["Embedding preservation"] = (
+            f"weight {_number(preservation)} on 1 - cosine to the starting model's embedding of each training sentence"
+            if preservation
+            else "off (weight 0)"
+        )
     return lines

@@ -339,6 +339,20 @@ def test_sts_score_is_the_spearman_of_the_models_own_embedding_cosines(tokenizer
     assert sts_benchmark_spearman(tmp_path / "model", sts_file) == pytest.approx(expected, abs=1e-6)
 
 
+def saved_training_arguments(path: Path) -> MultiTaskTrainingArguments:
+    """The Trainer's pickled `training_args.bin`, loaded with `weights_only=True` and only the classes it holds."""
+    from accelerate.state import PartialState
+    from accelerate.utils.dataclasses import DistributedType
+    from transformers.trainer_pt_utils import AcceleratorConfig
+    from transformers.trainer_utils import HubStrategy, IntervalStrategy, SaveStrategy, SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    classes = [MultiTaskTrainingArguments, PartialState, DistributedType, AcceleratorConfig, HubStrategy]
+    classes += [IntervalStrategy, SaveStrategy, SchedulerType, OptimizerNames]
+    with torch.serialization.safe_globals(classes):
+        return torch.load(path, weights_only=True)
+
+
 def test_train_scores_the_embedding_before_and_after_and_the_card_reports_it(tmp_path, tiny_backbone_dir):
     data = tmp_path / "data"
     data.mkdir()
@@ -361,7 +375,7 @@ def test_train_scores_the_embedding_before_and_after_and_the_card_reports_it(tmp
     argv += ["--embedding_preservation_weight", "0.5", "--sts_benchmark", str(sts_file)]
     assert cli.main(argv) == 0
 
-    assert torch.load(output_dir / "training_args.bin", weights_only=False).embedding_preservation_weight == 0.5
+    assert saved_training_arguments(output_dir / "training_args.bin").embedding_preservation_weight == 0.5
     inputs = json.loads((output_dir / "model_card_inputs.json").read_text())
     similarity = inputs["embedding_similarity"]
     assert similarity["spearman_cosine"] == pytest.approx(sts_benchmark_spearman(output_dir, sts_file), abs=1e-6)
@@ -375,6 +389,7 @@ def test_train_scores_the_embedding_before_and_after_and_the_card_reports_it(tmp
 
     card = (output_dir / "README.md").read_text()
     assert "embedding-preservation term (weight 0.5)" in card
+    assert "- Embedding preservation: weight 0.5 on 1 - cosine to the starting model's embedding" in card
     assert f"| this model | {similarity['spearman_cosine']:.4f} |" in card
     assert "type: spearman_cosine" in card and f"value: {similarity['spearman_cosine']}" in card
 
