@@ -49,10 +49,10 @@ class MultiTaskBertConfig(PreTrainedConfig):
             Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018) instead.
         max_seq_length (`int`, *optional*):
             Longest input, in tokens, that sentence-transformers embeds: longer texts are truncated, as the backbone's
-            own sentence-transformers model truncates them. `MultiTaskBertModel.from_backbone` copies it from the
-            backbone's `sentence_bert_config.json`; it defaults to the encoder's `max_position_embeddings`, and the
-            model caps it at the positions its encoder can read. `save_pretrained` writes it, with `modules.json`,
-            to `sentence_bert_config.json`.
+            own sentence-transformers model truncates them. `MultiTaskBertModel.from_backbone` takes the backbone's
+            (from its `sentence_bert_config.json`, else its tokenizer's `model_max_length`); it defaults to the
+            encoder's `max_position_embeddings`, and the model caps it at the positions its encoder can read.
+            `save_pretrained` writes it, with `modules.json`, to `sentence_bert_config.json`.
 
     `get_text_config()` returns the encoder's config (vocabulary and hidden sizes are the encoder's).
     """

@@ -463,14 +463,23 @@ def _readable_positions(encoder: PreTrainedModel) -> int | None:
 
 
 def _sentence_transformers_max_length(name_or_path: str) -> int | None:
-    """`max_seq_length` of the backbone's own sentence-transformers config, if it has one."""
-    path = cached_file(
-        name_or_path,
-        "sentence_bert_config.json",
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-    )
-    return json.loads(Path(path).read_text()).get("max_seq_length") if path else None
+    """
+    The `max_seq_length` sentence-transformers gives the backbone: the one in its `sentence_bert_config.json` (older
+    sentence-transformers versions wrote it there), else its tokenizer's `model_max_length`. The model then caps it at
+    the positions its encoder reads, as sentence-transformers does.
+    """
+    sources = (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length"))
+    for file_name, key in sources:
+        path = cached_file(
+            name_or_path,
+            file_name,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        value = json.loads(Path(path).read_text()).get(key) if path else None
+        if value is not None:
+            return int(value)
+    return None
 
 
 def _describe_mismatches(config: MultiTaskBertConfig, mismatched: set[tuple[str, tuple, tuple]]) -> str:
