@@ -6,7 +6,6 @@ This file travels with saved models (Hub remote code): it imports only transform
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -83,7 +82,7 @@ class MultiTaskBertConfig(PreTrainedConfig):
         """The encoder's config: the text model here (it has `vocab_size`, `hidden_size`...)."""
         return self.encoder
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
         """
         [`~PreTrainedConfig.save_pretrained`], plus `modules.json` and `sentence_bert_config.json`: with them,
         `SentenceTransformer(folder, trust_remote_code=True)` embeds with the model's `get_text_features` and truncates
