@@ -5,6 +5,9 @@ This file travels with saved models (Hub remote code): it imports only transform
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -14,6 +17,11 @@ DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
     "ner": {"level": "token", "labels": ["O"]},
 }
+# What `SentenceTransformer(folder, trust_remote_code=True)` reads: one Transformer module in the folder itself, which
+# embeds with `get_text_features` (its `pooler_output` is the `sentence_embedding`) and truncates at `max_seq_length`.
+SENTENCE_TRANSFORMERS_MODULE = "sentence_transformers.models.Transformer"
+SENTENCE_TRANSFORMERS_MODULES = [{"idx": 0, "name": "0", "path": "", "type": SENTENCE_TRANSFORMERS_MODULE}]
+SENTENCE_TRANSFORMERS_MODALITIES = {"text": {"method": "get_text_features", "method_output_name": "pooler_output"}}
 
 
 class MultiTaskBertConfig(PreTrainedConfig):
@@ -38,11 +46,19 @@ class MultiTaskBertConfig(PreTrainedConfig):
             Weight of each task's loss in the joint loss; missing tasks weigh 1.0.
         uncertainty_weighting (`bool`, defaults to `False`):
             Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018) instead.
+        max_seq_length (`int`, *optional*):
+            Longest input, in tokens, that sentence-transformers embeds: longer texts are truncated, as the backbone's
+            own sentence-transformers model truncates them. `MultiTaskBertModel.from_backbone` takes the backbone's
+            (from its `sentence_bert_config.json`, else its tokenizer's `model_max_length`); it defaults to the
+            encoder's `max_position_embeddings`, and the model caps it at the positions its encoder can read.
+            `save_pretrained` writes it, with `modules.json`, to `sentence_bert_config.json`.
+
+    `get_text_config()` returns the encoder's config (vocabulary and hidden sizes are the encoder's).
     """
 
     model_type = "multitask_bert"
     sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
-    keys_to_ignore_at_inference = ["losses", "hidden_states"]
+    keys_to_ignore_at_inference = ["losses", "hidden_states", "attentions"]
 
     encoder: PreTrainedConfig | dict | None = None
     pooling: str = "mean"
@@ -52,12 +68,35 @@ class MultiTaskBertConfig(PreTrainedConfig):
     use_crf: bool = False
     task_weights: dict | None = None
     uncertainty_weighting: bool = False
+    max_seq_length: int | None = None
 
     def __post_init__(self, **kwargs):
         if self.tasks is None:
             self.tasks = {name: dict(spec) for name, spec in DEFAULT_TASKS.items()}
         super().__post_init__(**kwargs)
+        if self.max_seq_length is None:
+            self.max_seq_length = getattr(self.encoder, "max_position_embeddings", None)
         self.validate_tasks()
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
+        """The encoder's config: the text model here (it has `vocab_size`, `hidden_size`...)."""
+        return self.encoder
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
+        """
+        [`~PreTrainedConfig.save_pretrained`], plus `modules.json` and `sentence_bert_config.json`: with them,
+        `SentenceTransformer(folder, trust_remote_code=True)` embeds with the model's `get_text_features` and truncates
+        texts at `max_seq_length`.
+        """
+        super().save_pretrained(save_directory, **kwargs)
+        folder = Path(save_directory)
+        (folder / "modules.json").write_text(json.dumps(SENTENCE_TRANSFORMERS_MODULES, indent=2) + "\n")
+        sentence_config = {
+            **({"max_seq_length": self.max_seq_length} if self.max_seq_length is not None else {}),
+            "modality_config": SENTENCE_TRANSFORMERS_MODALITIES,
+            "module_output_name": "sentence_embedding",
+        }
+        (folder / "sentence_bert_config.json").write_text(json.dumps(sentence_config, indent=2) + "\n")
 
     def validate_tasks(self) -> None:
         """Raise a `ValueError` naming the problem if pooling, tasks or task weights are malformed."""

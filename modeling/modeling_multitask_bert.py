@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, PreTrainedModel
-from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
+from transformers.utils import cached_file
 
 from .configuration_multitask_bert import MultiTaskBertConfig
 from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline
@@ -49,7 +51,14 @@ class MultiTaskBertOutput(ModelOutput):
         sentence_embedding (`torch.FloatTensor` of shape `(batch, hidden_size)`):
             Pooled (and, if configured, L2-normalised) sentence vector.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            Encoder hidden states, when `output_hidden_states=True`.
+            Encoder hidden states (embeddings, then each layer), when `output_hidden_states=True` (argument or config).
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Attention weights of each encoder layer, `(batch, num_heads, seq_len, seq_len)`, when
+            `output_attentions=True` (argument or config); as in transformers, only the `"eager"` attention
+            implementation computes them.
+
+    Unlike single-task transformers models, `logits` is a dict (one entry per task head) and there is no
+    `last_hidden_state` (`get_text_features` returns it, with the sentence embedding as `pooler_output`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -57,6 +66,7 @@ class MultiTaskBertOutput(ModelOutput):
     logits: dict[str, torch.FloatTensor] | None = None
     sentence_embedding: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class Pooling(nn.Module):
@@ -148,7 +158,9 @@ class ConditionalRandomField(nn.Module):
 class MultiTaskBertPreTrainedModel(PreTrainedModel):
     config_class = MultiTaskBertConfig
     config: MultiTaskBertConfig
-    base_model_prefix = "multitask_bert"
+    # The attribute holding the encoder: `model.base_model` is the encoder, and a checkpoint of the bare encoder (keys
+    # without `backbone.`) loads into it.
+    base_model_prefix = "backbone"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
@@ -207,6 +219,9 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             else {}
         )
         self.log_task_variances = nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
+        readable = _readable_positions(self.backbone)
+        if readable is not None:
+            self.config.max_seq_length = min(config.max_seq_length or readable, readable)
         # Saved configs then name the pipeline, which `save_pretrained` copies along (it is imported above), so
         # `pipeline(model=saved_dir, trust_remote_code=True)` builds it.
         pipeline_module = JointIntentNerPipeline.__module__.rsplit(".", 1)[-1]
@@ -215,6 +230,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             PIPELINE_TASK: {"impl": f"{pipeline_module}.{JointIntentNerPipeline.__name__}", "pt": ["AutoModel"]},
         }
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.set_input_embeddings(value)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -251,6 +272,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         elif intent_labels is not None or ner_labels is not None:
             raise ValueError("Give either `tasks` or `intent_labels`/`ner_labels`, not both.")
         encoder_config = AutoConfig.from_pretrained(name_or_path)
+        config_overrides.setdefault("max_seq_length", _sentence_transformers_max_length(name_or_path))
         config = MultiTaskBertConfig(encoder=encoder_config, tasks=tasks or None, **config_overrides)
         model = cls(config)
         encoder_class = MODEL_MAPPING[type(encoder_config)]
@@ -275,6 +297,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         intent_labels: torch.Tensor | None = None,
         ner_labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **other_task_labels: torch.Tensor,
@@ -283,10 +306,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         intent_labels, ner_labels, `<task>_labels` (`torch.LongTensor`, *optional*):
             Targets per task: `(batch,)` for sentence-level heads, `(batch, seq_len)` for token-level heads;
             `-100` is ignored (an example may carry labels for only some tasks).
+        output_attentions, output_hidden_states, return_dict (`bool`, *optional*):
+            As in transformers models; `None` takes the config's value.
         """
         task_labels = self._collect_task_labels(intent_labels, ner_labels, other_task_labels)
         encoded, pooled, embedding = self._encode(
-            input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         token_states = encoded.last_hidden_state
         pooled_features = self.dropout(pooled)
@@ -303,20 +328,40 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             losses=losses or None,
             logits=logits,
             sentence_embedding=embedding,
-            hidden_states=encoded.hidden_states if output_hidden_states else None,
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
         )
-        return output if return_dict is not False else output.to_tuple()
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
     def get_text_features(
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The sentence embedding alone (the heads do not run); sentence-transformers calls this, so a saved model
-        loads as a `SentenceTransformer(model_dir, trust_remote_code=True)` whose `encode()` gives
-        `sentence_embedding`."""
-        return self._encode(input_ids, attention_mask, token_type_ids)[2]
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """
+        The encoder pass without the heads, as transformers 5 models return text features: `pooler_output` is the
+        `sentence_embedding`, `last_hidden_state` the encoder's token states. sentence-transformers calls this, so a
+        saved model loads as a `SentenceTransformer(model_dir, trust_remote_code=True)` whose `encode()` gives
+        `sentence_embedding`.
+        """
+        encoded, _, embedding = self._encode(
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
+        )
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=encoded.last_hidden_state,
+            pooler_output=embedding,
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+    def _return_dict(self, return_dict: bool | None) -> bool:
+        return self.config.return_dict if return_dict is None else return_dict
 
     def _encode(
         self,
@@ -324,15 +369,25 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         attention_mask: torch.Tensor | None,
         token_type_ids: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
     ) -> tuple[ModelOutput, torch.Tensor, torch.Tensor]:
-        """Encoder pass: its outputs, the pooled vector (padding masked out) and the sentence embedding."""
+        """
+        Encoder pass: its outputs, the pooled vector (padding masked out) and the sentence embedding. Unset output
+        flags take this model's config values (the encoder's own config would otherwise decide).
+        """
         reference = input_ids if input_ids is not None else inputs_embeds
         if reference is None:
             raise ValueError("Give `input_ids` or `inputs_embeds`.")
         if attention_mask is None:
             attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        encoder_inputs = {"attention_mask": attention_mask, "output_hidden_states": output_hidden_states}
+        encoder_inputs = {
+            "attention_mask": attention_mask,
+            "output_attentions": self.config.output_attentions if output_attentions is None else output_attentions,
+            "output_hidden_states": (
+                self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+            ),
+        }
         if token_type_ids is not None and self._backbone_takes_token_types:
             encoder_inputs["token_type_ids"] = token_type_ids
         if inputs_embeds is not None:
@@ -391,6 +446,40 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
 
 def _accepts(function, parameter: str) -> bool:
     return parameter in inspect.signature(function).parameters
+
+
+def _readable_positions(encoder: PreTrainedModel) -> int | None:
+    """
+    How many tokens the encoder reads: its position table, less the offset of RoBERTa-style positions (they start
+    after the padding index, which the embeddings module then holds), as sentence-transformers detects it.
+    """
+    positions = getattr(encoder.config, "max_position_embeddings", None)
+    embeddings = getattr(encoder, "embeddings", None)
+    padding_index = getattr(embeddings, "padding_idx", None)
+    learned_positions = isinstance(getattr(embeddings, "position_embeddings", None), nn.Embedding)
+    if positions is not None and learned_positions and isinstance(padding_index, int):
+        return positions - padding_index - 1
+    return positions
+
+
+def _sentence_transformers_max_length(name_or_path: str) -> int | None:
+    """
+    The `max_seq_length` sentence-transformers gives the backbone: the one in its `sentence_bert_config.json` (older
+    sentence-transformers versions wrote it there), else its tokenizer's `model_max_length`. The model then caps it at
+    the positions its encoder reads, as sentence-transformers does.
+    """
+    sources = (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length"))
+    for file_name, key in sources:
+        path = cached_file(
+            name_or_path,
+            file_name,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        value = json.loads(Path(path).read_text()).get(key) if path else None
+        if value is not None:
+            return int(value)
+    return None
 
 
 def _describe_mismatches(config: MultiTaskBertConfig, mismatched: set[tuple[str, tuple, tuple]]) -> str:

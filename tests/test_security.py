@@ -14,7 +14,8 @@ from conftest import REPO_ROOT, run_without_project, tiny_model
 
 # The only standard-library modules the remote code may use: none of them reads files or talks to the network by
 # itself (importlib.util.find_spec only locates the optional default-backbone package).
-ALLOWED_STDLIB = {"__future__", "dataclasses", "inspect", "importlib", "itertools", "math", "pathlib", "typing"}
+# `json` only (de)serialises: the sentence-transformers files that `save_pretrained` writes and `from_backbone` reads.
+ALLOWED_STDLIB = {"__future__", "dataclasses", "inspect", "importlib", "itertools", "json", "math", "pathlib", "typing"}
 ALLOWED_THIRD_PARTY = {"torch", "transformers"}
 FORBIDDEN_CALLS = {"open", "exec", "eval", "compile", "__import__", "input", "breakpoint"}
 
