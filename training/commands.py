@@ -235,7 +235,8 @@ def train(argv: list[str]) -> int:
             f"--tasks {' '.join(data_args.tasks)}: the model has no such head; its heads are "
             f"{list(model.config.tasks)}."
         )
-    # Saved with the model: the pipeline and sentence-transformers then read texts in windows of the trained length.
+    # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
+    # the backbone's own `max_seq_length`, from the config, so embeddings of long texts match the backbone's).
     tokenizer.model_max_length = data_args.max_length
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
     # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
