@@ -6,7 +6,8 @@ Each row trains with `multitask-bert train --embedding_preservation_weight W` on
 defaults for the embedded data, the accuracy recipe for ATIS, the same at 10 epochs for SNIPS, as in README), then
 scores the saved model's embedding on the STS Benchmark test split (`../shared/data/sts-b`) with
 sentence-transformers' `EmbeddingSimilarityEvaluator`, beside the packaged backbone's own score. Writes
-`results/embedding_<dataset>.json` and a markdown table beside it. Runs are cached as in `accuracy.py`.
+`results/embedding_<dataset>.json` (rows of weights run earlier are kept) and a markdown table beside it. Runs are
+cached as in `accuracy.py`.
 """
 
 from __future__ import annotations
@@ -137,6 +138,11 @@ def main() -> None:
         )
         for weight in args.weights
     }
+    name = f"embedding_{args.dataset}"
+    earlier_file = args.results_dir / f"{name}.json"
+    if earlier_file.exists():  # rows of other weights, from earlier runs of the script, stay
+        rows = {**json.loads(earlier_file.read_text())["rows"], **rows}
+    rows = dict(sorted(rows.items(), key=lambda row: float(row[0])))
     result = {
         "dataset": args.dataset,
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",
@@ -146,7 +152,6 @@ def main() -> None:
         "rows": rows,
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    name = f"embedding_{args.dataset}"
     (args.results_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.results_dir / f"{name}.md").write_text(table(result) + "\n")
     print(table(result))

@@ -139,9 +139,11 @@ STS_LINES = [
 ]
 
 
-def run_embedding(tmp_path: Path, tiny_backbone_dir: Path, sts_dir: Path) -> subprocess.CompletedProcess:
+def run_embedding(
+    tmp_path: Path, tiny_backbone_dir: Path, sts_dir: Path, weights: tuple[str, ...] = ("0", "1")
+) -> subprocess.CompletedProcess:
     command = [sys.executable, str(EMBEDDING_SCRIPT), "--dataset", "embedded", "--backbone", str(tiny_backbone_dir)]
-    command += ["--max-steps", "2", "--weights", "0", "1", "--sts-dir", str(sts_dir)]
+    command += ["--max-steps", "2", "--weights", *weights, "--sts-dir", str(sts_dir)]
     command += ["--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -170,6 +172,10 @@ def test_embedding_benchmark_scores_each_weight_with_the_sts_evaluator(tmp_path,
         assert run["sts_spearman"] == pytest.approx(sts_benchmark_spearman(run_dirs[0], sts_dir), abs=1e-6)
         assert set(run["test"]) == METRICS and row["sts_spearman"]["mean"] == run["sts_spearman"]
     assert (tmp_path / "results" / "embedding_embedded.md").read_text().strip() in printed
+
+    run_embedding(tmp_path, tiny_backbone_dir, sts_dir, weights=("0.5",))  # another weight joins the earlier rows
+    rows = json.loads((tmp_path / "results" / "embedding_embedded.json").read_text())["rows"]
+    assert list(rows) == ["0", "0.5", "1"] and rows["1"] == result["rows"]["1"]
 
 
 def test_embedding_benchmark_skips_without_the_sts_data(tmp_path, tiny_backbone_dir):
