@@ -48,6 +48,25 @@ def tiny_model(seed: int = 0, **config_overrides) -> MultiTaskBertModel:
     return MultiTaskBertModel(MultiTaskBertConfig(**settings)).eval()
 
 
+def tiny_training_settings(tmp_path: Path, **overrides) -> dict:
+    """`MultiTaskTrainingArguments` settings for a few fast CPU steps of a tiny model: no saving, no reports, seed 0."""
+    settings = dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=12,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        learning_rate=3e-3,
+        logging_steps=3,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    settings.update(overrides)
+    return settings
+
+
 # As the data loaders and JointBERT label files make them: a prefix-less `PAD`, `O`, BIO tags, `UNK` last.
 TAGS = ["PAD", "O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON", "UNK"]
 WORDS = ["alpha", "Zürich", "café", "🎉", "naïve", "東", "meeting", "tomorrow", "x", "Ωmega"]

@@ -13,7 +13,7 @@ from datasets import Dataset
 from scipy.stats import spearmanr
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer
 
-from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
+from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model, tiny_training_settings
 from multitask_bert.training import cli
 from multitask_bert.training.data import MultiTaskDataCollator, default_data_dir
 from multitask_bert.training.embedding_preservation import TEACHER_EMBEDDING, add_teacher_embeddings
@@ -65,19 +65,7 @@ def no_dropout_model(seed: int = 0, **config_overrides):
 
 
 def make_trainer(model, data, tokenizer, tmp_path: Path, **overrides) -> MultiTaskTrainer:
-    settings = dict(
-        output_dir=str(tmp_path / "out"),
-        max_steps=10,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=3,
-        learning_rate=3e-3,
-        logging_steps=5,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
+    settings = tiny_training_settings(tmp_path, max_steps=10, per_device_eval_batch_size=3, logging_steps=5)
     settings.update(overrides)
     return MultiTaskTrainer(
         model=model,

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from seqeval.metrics import f1_score
 from transformers import DistilBertConfig, HfArgumentParser, MPNetConfig
 
-from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
+from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model, tiny_training_settings
 from multitask_bert.modeling import MultiTaskBertModel
 from multitask_bert.training.trainer import MultiTaskTrainer, build_compute_metrics
 from multitask_bert.training.training_args import MultiTaskTrainingArguments
@@ -57,20 +57,7 @@ def make_collator(tokenizer):
 
 
 def make_trainer(tokenizer, tmp_path, model=None, dataset=None, **overrides) -> MultiTaskTrainer:
-    settings = dict(
-        output_dir=str(tmp_path / "out"),
-        max_steps=12,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        learning_rate=3e-3,
-        logging_steps=3,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
-    settings.update(overrides)
+    settings = tiny_training_settings(tmp_path, **overrides)
     model = model if model is not None else tiny_model().train()
     dataset = dataset if dataset is not None else tokenize(tokenizer)
     return MultiTaskTrainer(
