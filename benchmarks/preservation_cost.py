@@ -34,6 +34,16 @@ from multitask_bert.training.training_args import MultiTaskTrainingArguments
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the machine type: timings only compare within one machine."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 class OnTheFlyTeacherTrainer(MultiTaskTrainer):
     """The alternative measured: a frozen copy of the starting model embeds every batch again at every step."""
 
@@ -118,7 +128,7 @@ def main() -> None:
     )
     on_the_fly = main_job_steps * per_step["steps with the teacher on the fly"]
     result = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "steps": args.steps,
         "repeats": args.repeats,
