@@ -358,11 +358,12 @@ def main(argv: list[str]) -> int:
     if args.sts_benchmark:
         from multitask_bert.training.sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
 
-        split = read_sts_benchmark(args.sts_benchmark).path.stem
+        sts_pairs = read_sts_benchmark(args.sts_benchmark)
+        split = sts_pairs.path.stem
         earlier = inputs.get("embedding_similarity") or {}
         inputs["embedding_similarity"] = {
             "split": split,
-            "spearman_cosine": sts_benchmark_spearman(args.model_dir, args.sts_benchmark),
+            "spearman_cosine": sts_benchmark_spearman(args.model_dir, sts_pairs),
             # The starting model's score, measured at training time, only if it was on the same split.
             "base_spearman_cosine": earlier.get("base_spearman_cosine") if earlier.get("split") == split else None,
         }

@@ -21,7 +21,7 @@ from .cli import FLAG_STYLE
 from .data import UNK, MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
 from .loading import check_model_location, load_tokenizer
 from .output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
-from .sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
+from .sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
 from .trainer import MultiTaskTrainer, build_compute_metrics
 from .training_args import MultiTaskTrainingArguments
 
@@ -266,7 +266,9 @@ def train(argv: list[str]) -> int:
         processing_class=tokenizer,
         compute_metrics=build_compute_metrics(model.config, per_type=False),
     )
-    base_sts = starting_model_sts(trainer, data_args.sts_benchmark) if data_args.sts_benchmark else None
+    # A bad STS file fails now, not after training.
+    sts_pairs = read_sts_benchmark(data_args.sts_benchmark) if data_args.sts_benchmark else None
+    base_sts = starting_model_sts(trainer, sts_pairs) if sts_pairs else None
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(str(output_dir))
 
@@ -281,10 +283,10 @@ def train(argv: list[str]) -> int:
             remove_checkpoints(output_dir)
         (output_dir / EVAL_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
         embedding_similarity = None
-        if data_args.sts_benchmark:
+        if sts_pairs:
             embedding_similarity = {
-                "split": read_sts_benchmark(data_args.sts_benchmark).path.stem,
-                "spearman_cosine": sts_benchmark_spearman(output_dir, data_args.sts_benchmark),
+                "split": sts_pairs.path.stem,
+                "spearman_cosine": sts_benchmark_spearman(output_dir, sts_pairs),
                 "base_spearman_cosine": base_sts,
             }
         write_card(output_dir, results, trainer, dataset, data_args, model_args, embedding_similarity)
@@ -295,15 +297,14 @@ def train(argv: list[str]) -> int:
     return 0
 
 
-def starting_model_sts(trainer: MultiTaskTrainer, sts_path: str) -> float | None:
+def starting_model_sts(trainer: MultiTaskTrainer, sts_pairs: StsPairs) -> float | None:
     """STS Benchmark score of the model before training (the embedding-preservation teacher); main process only."""
-    read_sts_benchmark(sts_path)  # a bad file fails now, not after training
     if not trainer.is_world_process_zero():
         return None
     with tempfile.TemporaryDirectory() as folder:
         trainer.model.save_pretrained(folder)
         trainer.processing_class.save_pretrained(folder)
-        return sts_benchmark_spearman(folder, sts_path)
+        return sts_benchmark_spearman(folder, sts_pairs)
 
 
 def strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:

@@ -63,9 +63,7 @@ def teacher_embeddings(
 
 
 def with_teacher_column(dataset: Dataset, vectors: torch.Tensor) -> Dataset:
-    """`dataset` with `vectors` (one row each) as its `teacher_embedding` column."""
-    if TEACHER_EMBEDDING in dataset.column_names:
-        raise ValueError(f"The dataset already has a {TEACHER_EMBEDDING!r} column.")
+    """`dataset` (without a `teacher_embedding` column) with `vectors` (one row each) as that column."""
     return dataset.add_column(TEACHER_EMBEDDING, list(vectors.numpy()), feature=List(Value("float32")))
 
 

@@ -49,16 +49,16 @@ def read_sts_benchmark(path: str | Path) -> StsPairs:
     return pairs
 
 
-def sts_benchmark_spearman(model_name_or_path: str | Path, sts_path: str | Path, batch_size: int = 64) -> float:
+def sts_benchmark_spearman(model_name_or_path: str | Path, sts: str | Path | StsPairs, batch_size: int = 64) -> float:
     """
     Spearman correlation between the cosine of the two sentences' embeddings and the human scores, computed by
     sentence-transformers' `EmbeddingSimilarityEvaluator` on `SentenceTransformer(model_name_or_path)` (a saved
-    multitask-bert folder loads through its remote code).
+    multitask-bert folder loads through its remote code); `sts` is a path for `read_sts_benchmark` or pairs it read.
     """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
-    pairs = read_sts_benchmark(sts_path)
+    pairs = sts if isinstance(sts, StsPairs) else read_sts_benchmark(sts)
     model = SentenceTransformer(str(model_name_or_path), trust_remote_code=True)
     evaluator = EmbeddingSimilarityEvaluator(
         pairs.sentences1,
