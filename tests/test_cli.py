@@ -87,6 +87,17 @@ def test_bad_data_names_file_and_line(tmp_path, tiny_backbone_dir):
     assert_one_error_line(result, "train", re.escape(f"{data / 'seq.out'}, line 2: 2 tags for 3 words"))
 
 
+def test_a_bad_sts_file_or_weight_is_one_line_before_training(tmp_path, tiny_backbone_dir, small_data):
+    sts = tmp_path / "sts.tsv"
+    sts.write_text("genre\tsource\tscore\tsentence1\tsentence2\nx\ty\thigh\ta\tb\n", encoding="utf-8")
+    common = ["--data", str(small_data), "--backbone", str(tiny_backbone_dir), "--output-dir", "out"]
+    result = run_cli("train", *common, "--sts-benchmark", str(sts), cwd=tmp_path)
+    assert_one_error_line(result, "train", re.escape(f"{sts}, line 2: the score 'high' is not a number"))
+    result = run_cli("train", *common, "--embedding-preservation-weight", "-1", cwd=tmp_path)
+    assert_one_error_line(result, "train", "`embedding_preservation_weight` must be >= 0, got -1.0")
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 def test_evaluate_a_missing_folder_fails_at_once_and_debug_shows_the_traceback(tmp_path):
     missing = str(tmp_path / "no_such_model")
     started = time.monotonic()
