@@ -205,6 +205,7 @@ def build_model_card(
         model_max_length=_tokenizer_max_length(model_dir),
         encoder_type=type(config.encoder).__name__.removesuffix("Config"),
         pooling=config.pooling,
+        sentence_head_pooling=config.sentence_head_pooling,
         normalize=config.normalize_embeddings,
         use_crf=config.use_crf,
         tasks=tasks,

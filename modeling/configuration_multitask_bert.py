@@ -12,6 +12,8 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 POOLING_MODES = ("mean", "cls", "max")
+# Sentence-level heads may pool token states their own way; "attention" learns which tokens to weigh.
+HEAD_POOLING_MODES = (*POOLING_MODES, "attention")
 TASK_LEVELS = ("sentence", "token")
 DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
@@ -33,13 +35,17 @@ class MultiTaskBertConfig(PreTrainedConfig):
             Config of the shared encoder (any encoder `AutoModel` knows: BERT, DistilBERT, RoBERTa, MPNet...).
         pooling (`str`, defaults to `"mean"`):
             How token states become the sentence vector: `"mean"`, `"cls"` or `"max"` (padding is masked out).
+        sentence_head_pooling (`str`, *optional*):
+            Pooling of the sentence-level heads' own: `"mean"`, `"cls"`, `"max"` or `"attention"` (a learned weight
+            per token, padding masked out). By default they read the sentence embedding's pooled vector.
         normalize_embeddings (`bool`, defaults to `True`):
             Whether `sentence_embedding` is L2-normalised (as sentence-transformers' `Normalize` module).
         classifier_dropout (`float`, defaults to 0.1):
             Dropout before every task head.
         tasks (`dict`):
             Ordered `{name: {"level": "sentence" | "token", "labels": [...]}}`. Sentence-level heads read the
-            pooled vector, token-level heads every token state. Defaults to an `intent` and an `ner` head.
+            pooled vector (or their own, see `sentence_head_pooling`), token-level heads every token state. Defaults
+            to an `intent` and an `ner` head.
         use_crf (`bool`, defaults to `False`):
             Put a linear-chain CRF (trained by likelihood, decoded by Viterbi) on every token-level head.
         task_weights (`dict`, *optional*):
@@ -62,6 +68,7 @@ class MultiTaskBertConfig(PreTrainedConfig):
 
     encoder: PreTrainedConfig | dict | None = None
     pooling: str = "mean"
+    sentence_head_pooling: str | None = None
     normalize_embeddings: bool = True
     classifier_dropout: float = 0.1
     tasks: dict | None = None
@@ -102,6 +109,11 @@ class MultiTaskBertConfig(PreTrainedConfig):
         """Raise a `ValueError` naming the problem if pooling, tasks or task weights are malformed."""
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"Unknown pooling {self.pooling!r}; choose one of {', '.join(POOLING_MODES)}.")
+        if self.sentence_head_pooling not in (None, *HEAD_POOLING_MODES):
+            raise ValueError(
+                f"Unknown sentence_head_pooling {self.sentence_head_pooling!r}; choose one of "
+                f"{', '.join(HEAD_POOLING_MODES)} (or none: the heads read the sentence embedding's pooled vector)."
+            )
         if not self.tasks:
             raise ValueError("A MultiTaskBertConfig needs at least one task head in `tasks`.")
         for name, spec in self.tasks.items():

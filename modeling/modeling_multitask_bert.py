@@ -70,16 +70,23 @@ class MultiTaskBertOutput(ModelOutput):
 
 
 class Pooling(nn.Module):
-    """Token states -> one vector per sentence; padding never takes part."""
+    """
+    Token states -> one vector per sentence; padding never takes part. `"attention"` weighs the tokens by a learned
+    score (a softmax over the sentence's tokens).
+    """
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, hidden_size: int | None = None):
         super().__init__()
         self.mode = mode
+        self.scorer = nn.Linear(hidden_size, 1) if mode == "attention" else None
 
     def forward(self, token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.mode == "cls":
             return token_states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
+        if self.scorer is not None:
+            scores = self.scorer(token_states).masked_fill(mask == 0, torch.finfo(token_states.dtype).min)
+            return (torch.softmax(scores, dim=1) * token_states).sum(dim=1)
         if self.mode == "max":
             padded = token_states.masked_fill(mask == 0, torch.finfo(token_states.dtype).min)
             return padded.max(dim=1).values
@@ -207,9 +214,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         no_pooler = {"add_pooling_layer": False} if _accepts(encoder_class, "add_pooling_layer") else {}
         self.backbone = encoder_class(config.encoder, **no_pooler)
         self._backbone_takes_token_types = _accepts(self.backbone.forward, "token_type_ids")
-        self.pooling = Pooling(config.pooling)
-        self.dropout = nn.Dropout(config.classifier_dropout)
         hidden_size = config.encoder.hidden_size
+        self.pooling = Pooling(config.pooling)
+        self.head_pooling = (
+            Pooling(config.sentence_head_pooling, hidden_size) if config.sentence_head_pooling is not None else None
+        )
+        self.dropout = nn.Dropout(config.classifier_dropout)
         self.heads = nn.ModuleDict(
             {name: nn.Linear(hidden_size, len(spec["labels"])) for name, spec in config.tasks.items()}
         )
@@ -310,10 +320,13 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             As in transformers models; `None` takes the config's value.
         """
         task_labels = self._collect_task_labels(intent_labels, ner_labels, other_task_labels)
+        attention_mask = self._attention_mask(input_ids, inputs_embeds, attention_mask)
         encoded, pooled, embedding = self._encode(
             input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         token_states = encoded.last_hidden_state
+        if self.head_pooling is not None:
+            pooled = self.head_pooling(token_states, attention_mask)
         pooled_features = self.dropout(pooled)
         token_features = self.dropout(token_states)
         logits = {
@@ -376,13 +389,8 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         Encoder pass: its outputs, the pooled vector (padding masked out) and the sentence embedding. Unset output
         flags take this model's config values (the encoder's own config would otherwise decide).
         """
-        reference = input_ids if input_ids is not None else inputs_embeds
-        if reference is None:
-            raise ValueError("Give `input_ids` or `inputs_embeds`.")
-        if attention_mask is None:
-            attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
         encoder_inputs = {
-            "attention_mask": attention_mask,
+            "attention_mask": self._attention_mask(input_ids, inputs_embeds, attention_mask),
             "output_attentions": self.config.output_attentions if output_attentions is None else output_attentions,
             "output_hidden_states": (
                 self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -395,9 +403,21 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         else:
             encoder_inputs["input_ids"] = input_ids
         encoded = self.backbone(**encoder_inputs, return_dict=True)
-        pooled = self.pooling(encoded.last_hidden_state, attention_mask)
+        pooled = self.pooling(encoded.last_hidden_state, encoder_inputs["attention_mask"])
         embedding = nn.functional.normalize(pooled, p=2, dim=-1) if self.config.normalize_embeddings else pooled
         return encoded, pooled, embedding
+
+    @staticmethod
+    def _attention_mask(
+        input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The given attention mask, or all ones (every position is a token) when none is given."""
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if reference is None:
+            raise ValueError("Give `input_ids` or `inputs_embeds`.")
+        if attention_mask is None:
+            return torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
+        return attention_mask
 
     def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids of a token-level head at the `mask` positions (Viterbi with a CRF), `-100` elsewhere."""

@@ -108,7 +108,15 @@ def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
     assert {"intent_accuracy", "entity_f1", "sentence_accuracy"} <= set(test_scores)
 
 
-@pytest.mark.parametrize("option", [["--backbone", "bert-base-uncased"], ["--use-crf", "true"], ["--pooling", "cls"]])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--backbone", "bert-base-uncased"],
+        ["--use-crf", "true"],
+        ["--pooling", "cls"],
+        ["--sentence-head-pooling", "attention"],
+    ],
+)
 def test_new_model_options_with_model_name_or_path_are_refused(trained, small_data, tmp_path, option, capsys):
     first_dir, _ = trained
     argv = ["train", "--model-name-or-path", str(first_dir), "--data", str(small_data), *option]

@@ -240,10 +240,11 @@ def test_data_the_term_cannot_use_is_refused_by_name(tokenizer, tmp_path):
         ({"pooling": "mean"}, {}, True),
         ({"pooling": "cls"}, {}, True),
         ({"pooling": "max"}, {}, True),
+        ({"pooling": "mean", "sentence_head_pooling": "attention"}, {}, True),
         ({"pooling": "mean", "use_crf": True}, {"freeze_layers": 1}, True),
         ({"pooling": "mean"}, {}, False),  # intent labels only, as with `--tasks intent`
     ],
-    ids=["mean", "cls", "max", "crf-frozen-layer", "intent-only"],
+    ids=["mean", "cls", "max", "own-head-attention-pooling", "crf-frozen-layer", "intent-only"],
 )
 def test_preservation_keeps_embeddings_closer_to_the_start(
     tokenizer, tmp_path, model_settings, trainer_settings, with_tags

@@ -42,8 +42,10 @@ def crf_model_dir(tmp_path_factory, tokenizer):
         encoder=tiny_encoder_config(max_position_embeddings=32),
         tasks={"intent": {"level": "sentence", "labels": INTENTS}, "ner": {"level": "token", "labels": TAGS}},
         use_crf=True,
+        sentence_head_pooling="attention",  # the heads' own pooling exports too
     )
     with torch.no_grad():
+        model.head_pooling.scorer.weight.normal_(std=1.0)
         model.heads["ner"].weight.mul_(100)
         model.crfs["ner"].transitions.normal_(std=2.0)
     model_dir = tmp_path_factory.mktemp("crf") / "model"

@@ -226,6 +226,15 @@ def test_card_command_uses_the_trainer_state_alone(model_dir, trained):
     validate_model_card(card)
 
 
+@pytest.mark.parametrize("head_pooling", [None, "attention"])
+def test_architecture_says_what_the_sentence_heads_read(model_dir, trained, head_pooling):
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "sentence_head_pooling": head_pooling}))
+    text = write_model_card(model_dir, **card_inputs(trained)).text
+    own_pooling = "sentence-level heads read their own attention pooling of the token states"
+    assert (own_pooling in " ".join(text.split())) == (head_pooling is not None)
+
+
 @pytest.mark.parametrize(
     ("find", "replace", "problem"),
     [

@@ -42,9 +42,12 @@ def test_only_one_task_labelled_gives_only_that_loss(tokenizer):
     assert output.loss.item() == 0.0
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
+@pytest.mark.parametrize(
+    "pooling",
+    [{"pooling": "mean"}, {"pooling": "cls"}, {"pooling": "max"}, {"sentence_head_pooling": "attention"}],
+)
 def test_padding_never_changes_embedding_or_intent(tokenizer, pooling):
-    model = tiny_model(pooling=pooling)
+    model = tiny_model(**pooling)
     alone = model(**encode(tokenizer, ["remind me"]))
     padded = model(**encode(tokenizer, ["remind me", "schedule a very long meeting with the whole team on friday"]))
     assert torch.allclose(alone.sentence_embedding[0], padded.sentence_embedding[0], atol=1e-5)
@@ -58,6 +61,25 @@ def test_mean_pooling_is_masked_average(tokenizer):
     states, mask = output.hidden_states[-1], batch["attention_mask"].unsqueeze(-1).float()
     expected = (states * mask).sum(1) / mask.sum(1)
     assert torch.allclose(output.sentence_embedding, expected, atol=1e-6)
+
+
+def test_sentence_heads_own_pooling_leaves_the_embedding_alone(tmp_path, tokenizer):
+    shared = tiny_model()
+    own = tiny_model(sentence_head_pooling="attention")
+    own.load_state_dict(shared.state_dict(), strict=False)  # same encoder and heads; the scorer is the only extra
+    torch.nn.init.normal_(own.head_pooling.scorer.weight, std=1.0)
+    batch = encode(tokenizer, ["wake me at 7", "cancel my meeting with Anna tomorrow"])
+    before, after = shared(**batch), own(**batch)
+    assert torch.equal(before.sentence_embedding, after.sentence_embedding)
+    assert torch.equal(before.logits["ner"], after.logits["ner"])
+    assert not torch.allclose(before.logits["intent"], after.logits["intent"], atol=1e-3)
+    labels = torch.tensor([0, 2])
+    own(**batch, intent_labels=labels).loss.backward()
+    assert own.head_pooling.scorer.weight.grad.abs().sum() > 0
+    own.save_pretrained(tmp_path)
+    loaded = MultiTaskBertModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.sentence_head_pooling == "attention"
+    torch.testing.assert_close(loaded(**batch).logits["intent"], own.eval()(**batch).logits["intent"])
 
 
 def test_third_head_round_trips_through_save_and_load(tmp_path, tokenizer):
@@ -154,6 +176,7 @@ def test_crf_model_trains_and_decodes(tokenizer):
     ("overrides", "message"),
     [
         ({"pooling": "avg"}, "Unknown pooling 'avg'"),
+        ({"sentence_head_pooling": "sum"}, "Unknown sentence_head_pooling 'sum'"),
         ({"tasks": {"intent": {"level": "sentence", "labels": []}}}, "empty label list"),
         ({"tasks": {"ner": {"level": "token", "labels": ["O", "B-X", "O"]}}}, "more than once: ['O']"),
         ({"tasks": {"ner": {"level": "word", "labels": ["O"]}}}, "level 'word'"),

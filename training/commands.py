@@ -99,10 +99,18 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Continue training a trained multitask-bert model (folder or Hub id): its heads, labels and "
-            "architecture are kept, so --backbone, --pooling, --use-crf and --classifier-dropout do not apply."
+            "architecture are kept, so --backbone, --pooling, --sentence-head-pooling, --use-crf and "
+            "--classifier-dropout do not apply."
         },
     )
-    pooling: str = field(default="mean", metadata={"help": "mean, cls or max."})
+    pooling: str = field(default="mean", metadata={"help": "The sentence embedding's pooling: mean, cls or max."})
+    sentence_head_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "The sentence-level heads' own pooling: mean, cls, max or attention (learned token weights). "
+            "Default: they read the sentence embedding's pooled vector."
+        },
+    )
     use_crf: bool = field(default=False, metadata={"help": "A CRF on the NER head (Viterbi decoding)."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the task heads."})
 
@@ -195,6 +203,7 @@ def dataset_and_model(
             intent_labels=labels.get("intent"),
             ner_labels=labels.get("ner"),
             pooling=model_args.pooling,
+            sentence_head_pooling=model_args.sentence_head_pooling,
             use_crf=model_args.use_crf,
             classifier_dropout=model_args.classifier_dropout,
         )
