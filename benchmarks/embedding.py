@@ -1,11 +1,13 @@
 """Does the sentence embedding survive training? STS-B test Spearman and task scores, with and without preservation.
 
     python benchmarks/embedding.py --dataset embedded|atis|snips [--weights 0 1] [--seeds 0 1 2]
+        [--sentence-head-pooling attention]
 
 Each row trains with `multitask-bert train --embedding_preservation_weight W` on the dataset's recipe (the main job's
 defaults for the embedded data, the accuracy recipe for ATIS, the same at 10 epochs for SNIPS, as in README), then
 scores the saved model's embedding on the STS Benchmark test split (`../shared/data/sts-b`) with
-sentence-transformers' `EmbeddingSimilarityEvaluator`, beside the packaged backbone's own score. Writes
+sentence-transformers' `EmbeddingSimilarityEvaluator`, beside the packaged backbone's own score.
+`--sentence-head-pooling` gives the sentence-level heads their own pooling (rows named "W, heads: MODE pooling"). Writes
 `results/embedding_<dataset>.json` (rows of weights run earlier are kept) and a markdown table beside it. Runs are
 cached as in `accuracy.py`.
 """
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--dataset", choices=list(RECIPES), default=EMBEDDED_DATA)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0], help="Preservation weights to run.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds to run (default: 0).")
+    parser.add_argument("--sentence-head-pooling", help="The sentence-level heads' own pooling (default: shared).")
     parser.add_argument("--max-steps", type=int, help="Stop every training run after N steps: a smoke run only.")
     parser.add_argument("--backbone", help="Encoder name or path (default: the packaged all-MiniLM-L6-v2).")
     parser.add_argument("--sts-dir", type=Path, default=STS_DIR, help=f"STS Benchmark folder (default {STS_DIR}).")
@@ -127,8 +130,11 @@ def main() -> None:
     if args.dataset != EMBEDDED_DATA and not (DATA_ROOT / args.dataset).exists():
         sys.exit(f"{DATA_ROOT / args.dataset} is missing: the benchmark data lives in ../shared/data.")
     recipe = {**RECIPES[args.dataset], **({"max_steps": args.max_steps} if args.max_steps else {})}
+    if args.sentence_head_pooling:
+        recipe["sentence_head_pooling"] = args.sentence_head_pooling
+    heads = f", heads: {args.sentence_head_pooling} pooling" if args.sentence_head_pooling else ""
     rows = {
-        f"{weight:g}": weight_row(
+        f"{weight:g}{heads}": weight_row(
             args.dataset,
             {**recipe, "embedding_preservation_weight": weight},
             args.seeds,
@@ -142,7 +148,7 @@ def main() -> None:
     earlier_file = args.results_dir / f"{name}.json"
     if earlier_file.exists():  # rows of other weights, from earlier runs of the script, stay
         rows = {**json.loads(earlier_file.read_text())["rows"], **rows}
-    rows = dict(sorted(rows.items(), key=lambda row: float(row[0])))
+    rows = dict(sorted(rows.items(), key=lambda row: (float(row[0].split(",")[0]), row[0])))
     result = {
         "dataset": args.dataset,
         "backbone": args.backbone or "sentence-transformers/all-MiniLM-L6-v2 (packaged)",

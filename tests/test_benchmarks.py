@@ -140,10 +140,10 @@ STS_LINES = [
 
 
 def run_embedding(
-    tmp_path: Path, tiny_backbone_dir: Path, sts_dir: Path, weights: tuple[str, ...] = ("0", "1")
+    tmp_path: Path, tiny_backbone_dir: Path, sts_dir: Path, weights: tuple[str, ...] = ("0", "1"), *options: str
 ) -> subprocess.CompletedProcess:
     command = [sys.executable, str(EMBEDDING_SCRIPT), "--dataset", "embedded", "--backbone", str(tiny_backbone_dir)]
-    command += ["--max-steps", "2", "--weights", *weights, "--sts-dir", str(sts_dir)]
+    command += ["--max-steps", "2", "--weights", *weights, "--sts-dir", str(sts_dir), *options]
     command += ["--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -173,9 +173,18 @@ def test_embedding_benchmark_scores_each_weight_with_the_sts_evaluator(tmp_path,
         assert set(run["test"]) == METRICS and row["sts_spearman"]["mean"] == run["sts_spearman"]
     assert (tmp_path / "results" / "embedding_embedded.md").read_text().strip() in printed
 
-    run_embedding(tmp_path, tiny_backbone_dir, sts_dir, weights=("0.5",))  # another weight joins the earlier rows
+    run_embedding(tmp_path, tiny_backbone_dir, sts_dir, ("0.5",))  # another weight joins the earlier rows
+    run_embedding(tmp_path, tiny_backbone_dir, sts_dir, ("1",), "--sentence-head-pooling", "attention")
     rows = json.loads((tmp_path / "results" / "embedding_embedded.json").read_text())["rows"]
-    assert list(rows) == ["0", "0.5", "1"] and rows["1"] == result["rows"]["1"]
+    assert list(rows) == ["0", "0.5", "1", "1, heads: attention pooling"] and rows["1"] == result["rows"]["1"]
+    own_pooling = rows["1, heads: attention pooling"]
+    assert own_pooling["settings"] == {**result["rows"]["1"]["settings"], "sentence_head_pooling": "attention"}
+    run_dir = next(
+        path
+        for path in (tmp_path / "cache").iterdir()
+        if json.loads((path / "benchmark_run.json").read_text())["settings"] == own_pooling["settings"]
+    )
+    assert json.loads((run_dir / "config.json").read_text())["sentence_head_pooling"] == "attention"
 
 
 def test_embedding_benchmark_skips_without_the_sts_data(tmp_path, tiny_backbone_dir):
