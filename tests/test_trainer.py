@@ -97,6 +97,20 @@ def test_per_task_losses_are_logged_as_interval_means(tokenizer, tmp_path):
     assert metrics["eval_loss"] == pytest.approx(2.0 * metrics["eval_loss_intent"] + 0.5 * metrics["eval_loss_ner"])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU, bf16 autocasts there, not on the CPU")
+def test_bf16_trains_under_cpu_autocast_without_asking_for_use_cpu(tokenizer, tmp_path):
+    # Without the teacher pass (it runs before training, in fp32), every forward pass is a training step.
+    trainer = make_trainer(tokenizer, tmp_path, bf16=True, max_steps=2, embedding_preservation_weight=0.0)
+    assert trainer.args.use_cpu and trainer.args.device.type == "cpu"
+    head_output_dtypes = []
+    trainer.model.heads["intent"].register_forward_hook(
+        lambda module, inputs, output: head_output_dtypes.append(output.dtype)
+    )
+    trainer.train()
+    assert head_output_dtypes and set(head_output_dtypes) == {torch.bfloat16}
+    assert {parameter.dtype for parameter in trainer.model.parameters()} == {torch.float32}
+
+
 def layer_index(name: str, layer_prefix: str) -> int | None:
     match = re.search(rf"^backbone\.{re.escape(layer_prefix)}\.(\d+)\.", name)
     return int(match.group(1)) if match else None

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
+from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 @dataclass
@@ -35,6 +42,9 @@ class MultiTaskTrainingArguments(TrainingArguments):
             Weight of the embedding-preservation term in the joint loss: `1 - cosine` between each training
             example's sentence embedding and the embedding the model gave it before training (computed once, before
             the first step), so the embedding stays a general-purpose one. 0 turns it off.
+
+    `bf16=True` on a machine without a bf16 accelerator trains on the CPU under bf16 autocast (transformers alone
+    would ask for `use_cpu=True` as well); it pays off on CPUs with native bf16 ([`cpu_has_native_bf16`]).
     """
 
     _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "task_weights"]
@@ -81,6 +91,8 @@ class MultiTaskTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if (self.bf16 or self.bf16_full_eval) and not (is_torch_bf16_gpu_available() or is_torch_xla_available()):
+            self.use_cpu = True
         super().__post_init__()
         if self.task_weights is not None:
             if not isinstance(self.task_weights, dict):
