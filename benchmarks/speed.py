@@ -23,6 +23,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+from multitask_bert.training.training_args import cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "atis"
@@ -132,7 +133,7 @@ def onnx_vs_eager(texts: list[str], model_dir: Path, onnx_dir: Path, repeats: in
 
 def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
     """Trainer steps with dynamic padding + length grouping vs padding every batch to a fixed 50 tokens (as the
-    JointBERT reference does); tokens/s and model FLOPs utilisation of the dynamic run."""
+    JointBERT reference does), and the dynamic run under bf16 autocast; tokens/s and FLOP/s of the dynamic runs."""
     from multitask_bert.training.data import (
         MultiTaskDataCollator,
         load_data,
@@ -149,13 +150,15 @@ def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     train = tokenize_dataset(dataset, tokenizer, max_length=50)["train"]
     real_tokens_per_example = statistics.mean(sum(mask) for mask in train["attention_mask"])
+    dynamic = MultiTaskDataCollator(tokenizer)
     settings = {
-        "dynamic": (MultiTaskDataCollator(tokenizer), "group_by_length"),
-        "fixed": (MultiTaskDataCollator(tokenizer, padding="max_length", max_length=50), "random"),
+        "dynamic": (dynamic, "group_by_length", False),
+        "fixed": (MultiTaskDataCollator(tokenizer, padding="max_length", max_length=50), "random", False),
+        "dynamic_bf16": (dynamic, "group_by_length", True),
     }
 
     def runner(name: str):
-        collator, sampling = settings[name]
+        collator, sampling, bf16 = settings[name]
 
         def run():
             torch.manual_seed(0)
@@ -166,6 +169,7 @@ def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
                     max_steps=steps,
                     per_device_train_batch_size=32,
                     train_sampling_strategy=sampling,
+                    bf16=bf16,
                     save_strategy="no",
                     report_to="none",
                     disable_tqdm=True,
@@ -180,12 +184,15 @@ def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
     medians = interleaved_medians({name: runner(name) for name in settings}, repeats)
     model = MultiTaskBertModel.from_backbone(backbone, intent_labels=labels["intent"], ner_labels=labels["ner"])
     non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-    tokens_per_second = steps * 32 * real_tokens_per_example / medians["dynamic"]
+    tokens_per_second = {
+        name: steps * 32 * real_tokens_per_example / medians[name] for name in ("dynamic", "dynamic_bf16")
+    }
     return {
         "median_seconds": medians,
         "dynamic_vs_fixed_padding_epoch": medians["fixed"] / medians["dynamic"],
+        "bf16_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16"],
         "train_tokens_per_second": tokens_per_second,
-        "train_flops_per_second": 6 * non_embedding * tokens_per_second,
+        "train_flops_per_second": {name: 6 * non_embedding * value for name, value in tokens_per_second.items()},
     }
 
 
@@ -220,9 +227,9 @@ def throughput_by_batch_size(texts: list[str], sizes: tuple[int, ...], repeats: 
     return {size: len(texts) / seconds for size, seconds in medians.items()}
 
 
-def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matmul FLOP/s of this machine (the denominator of MFU)."""
-    left, right = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_flops(dtype: torch.dtype = torch.float32, size: int = 1024, repeats: int = 10) -> float:
+    """Measured matmul FLOP/s of this machine in `dtype` (the denominator of MFU)."""
+    left, right = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     left @ right
     times = []
     for _ in range(repeats):
@@ -233,6 +240,16 @@ def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
 
 
 NER = ["O"] + [f"{prefix}-{kind}" for kind in ("TIME", "DATE", "PERSON", "CITY") for prefix in ("B", "I")]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def peak_rss_mb(script: str) -> float:
@@ -277,21 +294,26 @@ def main() -> None:
 
         training = training_speed(args.data, args.train_steps, max(2, args.repeats // 2))
         ratios["dynamic_vs_fixed_padding_epoch"] = training["dynamic_vs_fixed_padding_epoch"]
+        ratios["bf16_vs_fp32_epoch"] = training["bf16_vs_fp32_epoch"]
         seconds["train_steps"] = training["median_seconds"]
         peak_rss = pipeline_peak_rss(model_dir, texts[:256])
 
     throughput = throughput_by_batch_size(texts[:256], (1, 4, 16, 32, 64), max(2, args.repeats // 2))
-    peak_flops = matmul_peak_flops()
+    peak_flops = {"dynamic": matmul_peak_flops(torch.float32), "dynamic_bf16": matmul_peak_flops(torch.bfloat16)}
+    train_flops = training["train_flops_per_second"]
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        "machine": f"{cpu_model()}, native bf16: {cpu_has_native_bf16()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}",
         "utterances": len(texts),
         "ratios": ratios,
         "median_seconds": seconds,
-        "train_tokens_per_second": training["train_tokens_per_second"],
-        "train_gflops_per_second": training["train_flops_per_second"] / 1e9,
-        "matmul_peak_gflops": peak_flops / 1e9,
-        "mfu_train": training["train_flops_per_second"] / peak_flops,
+        "train_tokens_per_second": training["train_tokens_per_second"]["dynamic"],
+        "train_gflops_per_second": train_flops["dynamic"] / 1e9,
+        "matmul_peak_gflops": peak_flops["dynamic"] / 1e9,
+        "mfu_train": train_flops["dynamic"] / peak_flops["dynamic"],
+        "train_tokens_per_second_bf16": training["train_tokens_per_second"]["dynamic_bf16"],
+        "matmul_peak_gflops_bf16": peak_flops["dynamic_bf16"] / 1e9,
+        "mfu_train_bf16": train_flops["dynamic_bf16"] / peak_flops["dynamic_bf16"],
         "peak_rss_mb": peak_rss,
         "utterances_per_second_by_batch_size": throughput,
     }
