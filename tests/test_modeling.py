@@ -160,6 +160,29 @@ def test_crf_uses_only_masked_positions():
     assert (decoded[~mask[0]] == -100).all()
 
 
+def test_crf_decodes_a_batch_of_different_lengths_as_each_row_alone():
+    torch.manual_seed(5)
+    crf = ConditionalRandomField(4)
+    for parameter in crf.parameters():
+        torch.nn.init.normal_(parameter)
+    emissions = torch.randn(4, 7, 4)
+    mask = torch.tensor(
+        [
+            [True, True, True, True, True, True, True],
+            [False, True, False, True, True, False, False],
+            [False, False, False, False, False, False, False],
+            [True, False, False, False, False, False, True],
+        ]
+    )
+    decoded = crf.decode(emissions, mask)
+    assert (decoded[~mask] == -100).all()
+    for row in range(4):
+        assert torch.equal(decoded[row], crf.decode(emissions[row : row + 1], mask[row : row + 1])[0])
+        if mask[row].any():
+            scores = brute_force_paths(crf, emissions[row : row + 1, mask[row]])
+            assert tuple(decoded[row, mask[row]].tolist()) == max(scores, key=lambda path: scores[path])
+
+
 def test_crf_model_trains_and_decodes(tokenizer):
     model = tiny_model(use_crf=True).train()
     batch = encode(tokenizer, ["wake me at 7 am"])
