@@ -96,17 +96,24 @@ def cell(mean: float | None, std: float | None, seeds: int, scale: float = 100, 
 
 
 def table(result: dict) -> str:
-    """Markdown: the backbone's STS-B score, then one row per weight with STS-B, test scores and train seconds."""
+    """
+    Markdown: the backbone's STS-B score, then one row per weight with STS-B, test scores, validation sentence
+    accuracy (what a choice between rows may look at) and train seconds.
+    """
     lines = [
         "| embedding preservation weight | seeds | STS-B test Spearman | test intent acc | test slot F1 | "
-        "test sentence acc | train s |",
-        "|---|---|---|---|---|---|---|",
-        f"| backbone before training | – | {result['backbone_sts_spearman']:.4f} | – | – | – | – |",
+        "test sentence acc | validation sentence acc | train s |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| backbone before training | – | {result['backbone_sts_spearman']:.4f} | – | – | – | – | – |",
     ]
     for name, row in result["rows"].items():
         seeds = len(row["seeds"])
         sts = cell(row["sts_spearman"]["mean"], row["sts_spearman"]["std"], seeds, scale=1, digits=4)
         tasks = [cell(row["test"]["mean"].get(metric), row["test"]["std"].get(metric), seeds) for metric in METRICS]
+        validation = row.get("validation", {"mean": {}, "std": {}})
+        tasks.append(
+            cell(validation["mean"].get("sentence_accuracy"), validation["std"].get("sentence_accuracy"), seeds)
+        )
         lines.append(f"| {name} | {seeds} | {sts} | " + " | ".join(tasks) + f" | {row['train_seconds']:.0f} |")
     return "\n".join(lines)
 
