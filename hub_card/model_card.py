@@ -206,6 +206,7 @@ def build_model_card(
         encoder_type=type(config.encoder).__name__.removesuffix("Config"),
         pooling=config.pooling,
         sentence_head_pooling=config.sentence_head_pooling,
+        sentence_aware_token_heads=config.sentence_aware_token_heads,
         normalize=config.normalize_embeddings,
         use_crf=config.use_crf,
         tasks=tasks,

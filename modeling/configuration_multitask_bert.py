@@ -46,6 +46,11 @@ class MultiTaskBertConfig(PreTrainedConfig):
             Ordered `{name: {"level": "sentence" | "token", "labels": [...]}}`. Sentence-level heads read the
             pooled vector (or their own, see `sentence_head_pooling`), token-level heads every token state. Defaults
             to an `intent` and an `ner` head.
+        sentence_aware_token_heads (`bool`, defaults to `False`):
+            Token-level heads also read the sentence-level heads' predictions: every token's features get, per
+            sentence task, a learned vector of its predicted label distribution (the softmax of its logits through a
+            label embedding), as intent-aware joint models (slot gating, intent-slot attention) do. The token losses
+            then train the sentence heads too.
         use_crf (`bool`, defaults to `False`):
             Put a linear-chain CRF (trained by likelihood, decoded by Viterbi) on every token-level head.
         task_weights (`dict`, *optional*):
@@ -72,6 +77,7 @@ class MultiTaskBertConfig(PreTrainedConfig):
     normalize_embeddings: bool = True
     classifier_dropout: float = 0.1
     tasks: dict | None = None
+    sentence_aware_token_heads: bool = False
     use_crf: bool = False
     task_weights: dict | None = None
     uncertainty_weighting: bool = False

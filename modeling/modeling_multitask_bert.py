@@ -223,6 +223,14 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         self.heads = nn.ModuleDict(
             {name: nn.Linear(hidden_size, len(spec["labels"])) for name, spec in config.tasks.items()}
         )
+        self.sentence_label_embeddings = nn.ModuleDict(
+            {
+                name: nn.Linear(len(config.tasks[name]["labels"]), hidden_size, bias=False)
+                for name in config.sentence_tasks
+            }
+            if config.sentence_aware_token_heads and config.token_tasks
+            else {}
+        )
         self.crfs = nn.ModuleDict(
             {name: ConditionalRandomField(len(config.tasks[name]["labels"])) for name in config.token_tasks}
             if config.use_crf
@@ -251,7 +259,8 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             module.weight.normal_(mean=0.0, std=self.config.encoder.initializer_range)
-            module.bias.zero_()
+            if module.bias is not None:
+                module.bias.zero_()
         elif isinstance(module, ConditionalRandomField):
             for parameter in module.parameters():
                 parameter.zero_()
@@ -329,10 +338,14 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             pooled = self.head_pooling(token_states, attention_mask)
         pooled_features = self.dropout(pooled)
         token_features = self.dropout(token_states)
-        logits = {
-            name: head(pooled_features if name in self.config.sentence_tasks else token_features)
-            for name, head in self.heads.items()
-        }
+        sentence_logits = {name: self.heads[name](pooled_features) for name in self.config.sentence_tasks}
+        if self.sentence_label_embeddings:
+            predicted = [
+                self.sentence_label_embeddings[name](sentence_logits[name].softmax(-1)) for name in sentence_logits
+            ]
+            token_features = token_features + sum(predicted).unsqueeze(1)
+        token_logits = {name: self.heads[name](token_features) for name in self.config.token_tasks}
+        logits = {name: {**sentence_logits, **token_logits}[name] for name in self.heads}
 
         losses = {name: self._task_loss(name, logits[name], labels) for name, labels in task_labels.items()}
         loss = self._joint_loss(losses) if losses else None

@@ -115,6 +115,7 @@ def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
         ["--use-crf", "true"],
         ["--pooling", "cls"],
         ["--sentence-head-pooling", "attention"],
+        ["--sentence-aware-token-heads", "true"],
     ],
 )
 def test_new_model_options_with_model_name_or_path_are_refused(trained, small_data, tmp_path, option, capsys):

@@ -42,7 +42,8 @@ def crf_model_dir(tmp_path_factory, tokenizer):
         encoder=tiny_encoder_config(max_position_embeddings=32),
         tasks={"intent": {"level": "sentence", "labels": INTENTS}, "ner": {"level": "token", "labels": TAGS}},
         use_crf=True,
-        sentence_head_pooling="attention",  # the heads' own pooling exports too
+        sentence_head_pooling="attention",  # the heads' own pooling and intent-aware tags export too
+        sentence_aware_token_heads=True,
     )
     with torch.no_grad():
         model.head_pooling.scorer.weight.normal_(std=1.0)

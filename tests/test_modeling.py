@@ -82,6 +82,38 @@ def test_sentence_heads_own_pooling_leaves_the_embedding_alone(tmp_path, tokeniz
     torch.testing.assert_close(loaded(**batch).logits["intent"], own.eval()(**batch).logits["intent"])
 
 
+def test_sentence_aware_token_heads_read_the_sentence_predictions(tmp_path, tokenizer):
+    tasks = {
+        "intent": {"level": "sentence", "labels": INTENTS},
+        "ner": {"level": "token", "labels": NER_TAGS},
+        "mood": {"level": "sentence", "labels": ["calm", "urgent"]},
+    }
+    plain = tiny_model(tasks=tasks)
+    aware = tiny_model(tasks=tasks, sentence_aware_token_heads=True)
+    assert set(aware.sentence_label_embeddings) == {"intent", "mood"}
+    batch = encode(tokenizer, ["wake me at 7", "cancel my meeting with Anna tomorrow"])
+    before = aware(**batch)
+    plain.load_state_dict(aware.state_dict(), strict=False)  # all but the label embeddings
+    assert torch.equal(plain(**batch).logits["intent"], before.logits["intent"])
+    assert not torch.allclose(plain(**batch).logits["ner"], before.logits["ner"], atol=1e-4)
+    with torch.no_grad():
+        aware.heads["intent"].bias[0] += 5.0  # another intent prediction moves the tags, not the other heads
+    moved = aware(**batch)
+    assert not torch.allclose(moved.logits["intent"], before.logits["intent"])
+    assert torch.equal(moved.logits["mood"], before.logits["mood"])
+    assert not torch.allclose(moved.logits["ner"], before.logits["ner"], atol=1e-4)
+
+    ner_labels = torch.zeros_like(batch["input_ids"])
+    aware(**batch, ner_labels=ner_labels).loss.backward()  # the tag loss alone trains the sentence heads too
+    assert aware.heads["intent"].weight.grad.abs().sum() > 0
+    assert aware.sentence_label_embeddings["mood"].weight.grad.abs().sum() > 0
+    aware.save_pretrained(tmp_path)
+    loaded = MultiTaskBertModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(**batch).logits["ner"], aware(**batch).logits["ner"])
+    no_token_task = tiny_model(tasks={"intent": tasks["intent"]}, sentence_aware_token_heads=True)
+    assert len(no_token_task.sentence_label_embeddings) == 0
+
+
 def test_third_head_round_trips_through_save_and_load(tmp_path, tokenizer):
     tasks = {
         "intent": {"level": "sentence", "labels": INTENTS},

@@ -99,8 +99,8 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Continue training a trained multitask-bert model (folder or Hub id): its heads, labels and "
-            "architecture are kept, so --backbone, --pooling, --sentence-head-pooling, --use-crf and "
-            "--classifier-dropout do not apply."
+            "architecture are kept, so --backbone, --pooling, --sentence-head-pooling, "
+            "--sentence-aware-token-heads, --use-crf and --classifier-dropout do not apply."
         },
     )
     pooling: str = field(default="mean", metadata={"help": "The sentence embedding's pooling: mean, cls or max."})
@@ -109,6 +109,12 @@ class ModelArguments:
         metadata={
             "help": "The sentence-level heads' own pooling: mean, cls, max or attention (learned token weights). "
             "Default: they read the sentence embedding's pooled vector."
+        },
+    )
+    sentence_aware_token_heads: bool = field(
+        default=False,
+        metadata={
+            "help": "Token heads also read the sentence heads' predicted label distributions (intent-aware tags)."
         },
     )
     use_crf: bool = field(default=False, metadata={"help": "A CRF on the NER head (Viterbi decoding)."})
@@ -204,6 +210,7 @@ def dataset_and_model(
             ner_labels=labels.get("ner"),
             pooling=model_args.pooling,
             sentence_head_pooling=model_args.sentence_head_pooling,
+            sentence_aware_token_heads=model_args.sentence_aware_token_heads,
             use_crf=model_args.use_crf,
             classifier_dropout=model_args.classifier_dropout,
         )
