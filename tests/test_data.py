@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -12,8 +13,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import Trainer, TrainingArguments
 
-from conftest import SHARED_DATA, tiny_model
-from multitask_bert.training import synthetic_data
+from conftest import REPO_ROOT, SHARED_DATA, tiny_model
 from multitask_bert.training.data import (
     IGNORE_INDEX,
     NO_INTENT,
@@ -33,6 +33,16 @@ from multitask_bert.training.data import (
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DATA_LOGGER = "multitask_bert.training.data"
+
+
+def load_generator():
+    """`scripts/generate_embedded_data.py`, the generator of the embedded data (a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_embedded_data", REPO_ROOT / "scripts" / "generate_embedded_data.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def decoded(dataset: Dataset) -> list[dict]:
@@ -343,14 +353,26 @@ def test_jsonl_folder_without_split_files(tmp_path):
         load_jsonl(tmp_path)
 
 
-def test_jsonl_custom_pre_tokenizer(tmp_path):
-    from tokenizers.pre_tokenizers import WhitespaceSplit
-
+def test_jsonl_words_are_the_tokenizers(tmp_path, byte_level_tokenizer):
     data = write(
-        tmp_path / "train.jsonl", '{"text": "at 7:30pm!", "entities": [{"start": 3, "end": 10, "label": "T"}]}\n'
+        tmp_path / "train.jsonl", '{"text": "at 7:30pm!", "entities": [{"start": 3, "end": 9, "label": "T"}]}\n'
     )
-    dataset = load_jsonl(data, pre_tokenizer=WhitespaceSplit())
-    assert decoded(dataset["train"])[0] == {"tokens": ["at", "7:30pm!"], "intent": None, "ner_tags": ["O", "B-T"]}
+    assert decoded(load_jsonl(data)["train"])[0] == {
+        "tokens": ["at", "7", ":", "30pm", "!"],
+        "intent": None,
+        "ner_tags": ["O", "B-T", "I-T", "I-T", "O"],
+    }
+    assert decoded(load_jsonl(data, byte_level_tokenizer)["train"])[0] == {
+        "tokens": ["at", "7", ":", "30", "pm", "!"],
+        "intent": None,
+        "ner_tags": ["O", "B-T", "I-T", "I-T", "I-T", "O"],
+    }
+
+
+def test_jsonl_text_without_words_is_an_empty_utterance(tmp_path):
+    data = write(tmp_path / "train.jsonl", '{"text": "\\u200b\\u200b", "intent": "greet"}\n')
+    with pytest.raises(ValueError, match=r"train.jsonl, line 1: empty utterance"):
+        load_jsonl(data)
 
 
 # --- datasets (Hub ids, local files, save_to_disk folders, objects) ---------------------------------------------------
@@ -479,6 +501,7 @@ def test_default_dataset():
 
 
 def test_synthetic_splits_are_disjoint_in_templates():
+    synthetic_data = load_generator()
     examples = synthetic_data.generate_examples()
     templates = {split: {record["template"] for record in records} for split, records in examples.items()}
     assert not templates["train"] & templates["validation"]
@@ -492,6 +515,7 @@ def test_synthetic_splits_are_disjoint_in_templates():
 
 
 def test_synthetic_regeneration_is_byte_identical(tmp_path):
+    synthetic_data = load_generator()
     written = synthetic_data.write_dataset(tmp_path)
     assert {path.name for path in written.values()} == {"train.jsonl", "validation.jsonl", "test.jsonl", "DATA_CARD.md"}
     for path in written.values():

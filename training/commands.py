@@ -149,11 +149,14 @@ def command_parser(dataclass_types: list[type], prog: str) -> HfArgumentParser:
     return HfArgumentParser(dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE)
 
 
-def load_dataset_for(data_args: DataArguments, label_lists: dict[str, list[str]] | None = None) -> DatasetDict:
-    """The user's data, or the embedded default; `label_lists` (a trained model's) fix the label ids."""
+def load_dataset_for(
+    data_args: DataArguments, tokenizer: PreTrainedTokenizerBase, label_lists: dict[str, list[str]] | None = None
+) -> DatasetDict:
+    """The user's data, or the embedded default, with texts split into the words of the model's `tokenizer`;
+    `label_lists` (a trained model's) fix the label ids."""
     if data_args.data is None:
-        return load_data(default_data_dir(), "jsonl", label_lists=label_lists)
-    return load_data(data_args.data, data_args.format, label_lists=label_lists)
+        return load_data(default_data_dir(), "jsonl", tokenizer, label_lists=label_lists)
+    return load_data(data_args.data, data_args.format, tokenizer, label_lists=label_lists)
 
 
 def dataset_and_model(
@@ -174,8 +177,8 @@ def dataset_and_model(
         check_model_location(model_args.model_name_or_path)
         model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
-        dataset = load_dataset_for(data_args, label_lists)
         tokenizer = load_tokenizer(model_args.model_name_or_path)
+        dataset = load_dataset_for(data_args, tokenizer, label_lists)
         if "train" in dataset and (unknown := unknown_train_labels(dataset["train"])):
             counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
             raise ValueError(
@@ -184,12 +187,13 @@ def dataset_and_model(
                 "a new model."
             )
     else:
-        dataset = load_dataset_for(data_args)
+        backbone = model_args.backbone or default_backbone_path()
+        check_model_location(backbone)
+        tokenizer = load_tokenizer(backbone)
+        dataset = load_dataset_for(data_args, tokenizer)
         labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
         if not labels:
             raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
-        backbone = model_args.backbone or default_backbone_path()
-        check_model_location(backbone)
         model = MultiTaskBertModel.from_backbone(
             backbone,
             intent_labels=labels.get("intent"),
@@ -198,7 +202,6 @@ def dataset_and_model(
             use_crf=model_args.use_crf,
             classifier_dropout=model_args.classifier_dropout,
         )
-        tokenizer = load_tokenizer(backbone)
     if "train" not in dataset:
         raise ValueError(f"The data has no train split (it has {list(dataset)}).")
     return dataset, model, tokenizer
@@ -319,7 +322,8 @@ def evaluate_model(argv: list[str]) -> int:
     check_model_location(extra.model_dir)
     model = AutoModel.from_pretrained(extra.model_dir, trust_remote_code=True)
     tokenizer = load_tokenizer(extra.model_dir)
-    dataset = load_dataset_for(data_args, {task: model.config.task_labels(task) for task in model.config.tasks})
+    label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
+    dataset = load_dataset_for(data_args, tokenizer, label_lists)
     if options.split not in dataset:
         raise ValueError(f"No split {options.split!r} in the data; it has {list(dataset)}.")
     features = tokenize_dataset(
