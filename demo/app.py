@@ -65,6 +65,7 @@ class NluDemo:
         embeddings = torch.tensor([result["sentence_embedding"] for result in results])
         self.bank_embeddings = torch.nn.functional.normalize(embeddings, dim=1)
         (token_task,) = config.token_tasks
+        self.entities_key = "entities" if token_task == "ner" else token_task  # the pipeline's key for the task
         entity_types = dict.fromkeys(tag[2:] for tag in config.task_labels(token_task) if tag[:2] in ("B-", "I-"))
         # One colour per entity type, fixed in label order, so a type looks the same in every answer.
         self.entity_colors = {
@@ -77,7 +78,7 @@ class NluDemo:
             raise gr.Error("Type an utterance first.")
         result = self.nlu(text, top_k=NUM_INTENTS_SHOWN, return_embedding=True)
         intents = {entry["label"]: entry["score"] for entry in result["intent"]}
-        highlighted = {"text": result["text"], "entities": result["entities"]}
+        highlighted = {"text": result["text"], "entities": result[self.entities_key]}
         query = torch.nn.functional.normalize(torch.tensor(result["sentence_embedding"]), dim=0)
         similarities, indices = (self.bank_embeddings @ query).topk(min(NUM_NEIGHBOURS, len(self.bank)))
         neighbours = [

@@ -26,6 +26,7 @@ from transformers.pipelines import SUPPORTED_TASKS
 
 from multitask_bert.modeling import MultiTaskBertConfig, default_backbone_path
 from multitask_bert.training.cli import CommandParser
+from multitask_bert.training.data.labels import tags_column, task_levels
 
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 CARD_FILE = "README.md"
@@ -98,17 +99,21 @@ def count_entities(tag_sequences: Iterable[Sequence[str]]) -> dict[str, int]:
 
 def summarize_dataset(dataset: DatasetDict) -> dict[str, dict]:
     """
-    `dataset_summary` of a `DatasetDict` in the layout of `multitask_bert.training.data` (an `intent` `ClassLabel`,
-    `-1` where missing, and `ner_tags`, a list of `ClassLabel` BIO tags): examples, intents and entity mentions.
+    `dataset_summary` of a `DatasetDict` in the layout of `multitask_bert.training.data` (a `ClassLabel` column per
+    sentence-level task, `-1` where missing, and a `<task>_tags` column of `ClassLabel` BIO tags per token-level
+    task): examples, and per task its labels or entity mentions.
     """
     summary = {}
     for split, data in dataset.items():
-        intent_names, tag_names = data.features["intent"], data.features["ner_tags"].feature
-        summary[split] = {
-            "examples": len(data),
-            "intent": count_labels(intent_names.int2str(label) for label in data["intent"] if label >= 0),
-            "ner": count_entities([tag_names.int2str(tag) for tag in tags] for tags in data["ner_tags"]),
-        }
+        summary[split] = {"examples": len(data)}
+        for task, level in task_levels(data.features).items():
+            if level == "sentence":
+                names = data.features[task]
+                summary[split][task] = count_labels(names.int2str(label) for label in data[task] if label >= 0)
+            else:
+                names = data.features[tags_column(task)].feature
+                tags = ([names.int2str(tag) for tag in sequence] for sequence in data[tags_column(task)])
+                summary[split][task] = count_entities(tags)
     return summary
 
 

@@ -13,6 +13,11 @@ from transformers.pipelines.base import ChunkPipeline
 PIPELINE_TASK = "joint-intent-ner"
 
 
+def result_key(task: str) -> str:
+    """Where a task's prediction goes in a result: `"entities"` for the token-level task `ner`, else its name."""
+    return "entities" if task == "ner" else task
+
+
 def word_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
     """
     The words of `text` as character spans `(start, end)`: the words of the fast `tokenizer`'s own normalizer and
@@ -37,7 +42,7 @@ class JointIntentNerPipeline(ChunkPipeline):
 
     - one key per sentence-level task (`"intent"` for the default heads); with `top_k=k` its value is the list of the
       `k` best `{"label", "score"}` instead;
-    - entities under `"entities"` when the model has one token-level task, else under each token task's name. Words
+    - one key per token-level task with its entities (`"entities"` for the default `ner` task, `result_key`). Words
       are the tokenizer's own (`word_spans`, the rule that splits training data too). The tag of a word is the tag
       of its first sub-token (Viterbi over the words with a CRF model); words are joined into entities by their
       `B-`/`I-` tags (an `I-X` that does not follow an `X` word opens a new entity); `"O"`, `"UNK"` and tags
@@ -181,10 +186,8 @@ class JointIntentNerPipeline(ChunkPipeline):
         for task in config.sentence_tasks:
             probabilities = torch.cat([window[f"{task}_probabilities"] for window in windows]).mean(dim=0)
             result[task] = self._ranked_labels(config.task_labels(task), probabilities, top_k)
-        token_tasks = config.token_tasks
-        for task in token_tasks:
-            key = "entities" if len(token_tasks) == 1 else task
-            result[key] = self._entities(text, windows, task, config.task_labels(task))
+        for task in config.token_tasks:
+            result[result_key(task)] = self._entities(text, windows, task, config.task_labels(task))
         result["text"] = text
         if return_embedding:
             result["sentence_embedding"] = self._embedding(windows, config.normalize_embeddings).tolist()
@@ -246,4 +249,4 @@ class JointIntentNerPipeline(ChunkPipeline):
         return torch.nn.functional.normalize(mean, dim=0) if normalize else mean
 
 
-__all__ = ["JointIntentNerPipeline", "PIPELINE_TASK", "word_spans"]
+__all__ = ["JointIntentNerPipeline", "PIPELINE_TASK", "result_key", "word_spans"]

@@ -18,7 +18,16 @@ from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
 
 from .cli import FLAG_STYLE
-from .data import UNK, MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
+from .data import (
+    UNK,
+    MultiTaskDataCollator,
+    default_data_dir,
+    load_data,
+    task_label_lists,
+    task_levels,
+    tokenize_dataset,
+)
+from .data.labels import label_names, tags_column
 from .loading import check_model_location, load_tokenizer
 from .output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
 from .sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
@@ -81,9 +90,12 @@ class DataArguments:
 class TrainDataArguments(DataArguments):
     """The data options of `train`, plus which tasks' losses train."""
 
-    tasks: list[str] = field(
-        default_factory=lambda: ["intent", "ner"],
-        metadata={"help": "Tasks to train, e.g. `--tasks intent` for an intent-only model."},
+    tasks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Tasks to train, e.g. `--tasks intent` for an intent-only model. Default: every task the data "
+            "labels (and, with --model-name-or-path, every head of the model)."
+        },
     )
 
 
@@ -191,13 +203,17 @@ def dataset_and_model(
         check_model_location(backbone)
         tokenizer = load_tokenizer(backbone)
         dataset = load_dataset_for(data_args, tokenizer)
-        labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
-        if not labels:
-            raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
+        levels = task_levels(next(iter(dataset.values())).features)
+        tasks = {
+            task: {"level": levels[task], "labels": names}
+            for task, names in task_label_lists(dataset).items()
+            if data_args.tasks is None or task in data_args.tasks
+        }
+        if not tasks:
+            raise ValueError(f"None of the tasks {data_args.tasks or list(levels)} has labels in the train split.")
         model = MultiTaskBertModel.from_backbone(
             backbone,
-            intent_labels=labels.get("intent"),
-            ner_labels=labels.get("ner"),
+            tasks=tasks,
             pooling=model_args.pooling,
             use_crf=model_args.use_crf,
             classifier_dropout=model_args.classifier_dropout,
@@ -210,12 +226,12 @@ def dataset_and_model(
 def unknown_train_labels(train: Dataset) -> dict[str, int]:
     """Per task, how many labels of `train` the vocabulary lacks (they were mapped to `UNK`)."""
     unknown = {}
-    if "intent" in train.features:
-        unk = train.features["intent"].str2int(UNK)
-        unknown["intent"] = sum(intent == unk for intent in train["intent"])
-    if "ner_tags" in train.features:
-        unk = train.features["ner_tags"].feature.str2int(UNK)
-        unknown["ner"] = sum(tag == unk for tags in train["ner_tags"] for tag in tags)
+    for task, level in task_levels(train.features).items():
+        unk = label_names(train.features, task).index(UNK)
+        if level == "sentence":
+            unknown[task] = sum(label == unk for label in train[task])
+        else:
+            unknown[task] = sum(tag == unk for tags in train[tags_column(task)] for tag in tags)
     return {task: count for task, count in unknown.items() if count}
 
 
@@ -233,10 +249,11 @@ def train(argv: list[str]) -> int:
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
     dataset, model, tokenizer = dataset_and_model(model_args, data_args)
-    if not set(data_args.tasks) & set(model.config.tasks):
+    data_tasks = list(task_levels(dataset["train"].features))
+    trained_tasks = data_args.tasks or [*model.config.tasks, *data_tasks]
+    if not set(trained_tasks) & set(model.config.tasks):
         raise ValueError(
-            f"--tasks {' '.join(data_args.tasks)}: the model has no such head; its heads are "
-            f"{list(model.config.tasks)}."
+            f"--tasks {' '.join(trained_tasks)}: the model has no such head; its heads are {list(model.config.tasks)}."
         )
     # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
     # the backbone's own `max_seq_length`, from the config, so embeddings of long texts match the backbone's).
@@ -244,11 +261,11 @@ def train(argv: list[str]) -> int:
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
     # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
     # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
-    for task in ("intent", "ner"):
+    for task in data_tasks:
         column = f"{task}_labels"
         if task not in model.config.tasks:
             drop_from = list(features)
-        elif task not in data_args.tasks:
+        elif task not in trained_tasks:
             drop_from = ["train"]
         else:
             drop_from = []
@@ -256,7 +273,7 @@ def train(argv: list[str]) -> int:
             if column in features[split].column_names:
                 features[split] = features[split].remove_columns(column)
     if not any(f"{task}_labels" in features["train"].column_names for task in model.config.tasks):
-        raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
+        raise ValueError(f"None of the tasks {trained_tasks} has labels in the train split.")
     eval_split = "validation" if "validation" in features else None
     if eval_split is None:
         training_args.eval_strategy = "no"

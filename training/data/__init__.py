@@ -5,11 +5,13 @@ each split:
 
 - `text` (`string`): the utterance as written in the source;
 - `tokens` (`Sequence(string)`): its words;
-- `intent` (`ClassLabel`): `-1` when the example has no intent;
-- `ner_tags` (`Sequence(ClassLabel)`): one BIO tag per word, `[]` when the example has no entity annotation.
+- per sentence-level task, a `ClassLabel` column named after it (`intent`): `-1` when the example has no label;
+- per token-level task, a `Sequence(ClassLabel)` column `<task>_tags` (`ner_tags`): one BIO tag per word, `[]` when
+  the example has no annotation for it.
 
-The label vocabularies come from the train split (or from `label_lists`, e.g. a trained model's labels). Entity tags
-are `"O"`, then `B-`/`I-` for every entity type, then `"UNK"`; intents are sorted, then `"UNK"`. Labels of other splits
+JointBERT and CoNLL data have the tasks `intent` and `ner`; JSONL and `datasets` data may have any number. The label
+vocabularies come from the train split (or from `label_lists`, e.g. a trained model's labels). Tags are `"O"`, then
+`B-`/`I-` for every entity type, then `"UNK"`; sentence labels are sorted, then `"UNK"`. Labels of other splits
 that the vocabulary lacks become `"UNK"` (the metrics count a gold `UNK` as always wrong).
 
 One job per module:
@@ -34,13 +36,13 @@ from .formats import default_data_dir, load_data, load_default_dataset
 from .hf_dataset import load_hf_dataset
 from .jointbert import load_jointbert
 from .jsonl import load_jsonl
-from .labels import NO_INTENT, UNK, task_label_lists
+from .labels import NO_LABEL, UNK, task_label_lists, task_levels
 from .tokenization import tokenize_dataset
 from .words import split_words
 
 __all__ = [
     "IGNORE_INDEX",
-    "NO_INTENT",
+    "NO_LABEL",
     "UNK",
     "MultiTaskDataCollator",
     "combine_datasets",
@@ -53,5 +55,6 @@ __all__ = [
     "load_jsonl",
     "split_words",
     "task_label_lists",
+    "task_levels",
     "tokenize_dataset",
 ]

@@ -39,7 +39,7 @@ def _parse_conll(path: Path) -> list[RawExample]:
             where = f"{path}, line {rows[0][0]}"
             tags = repairs.check(tags, lambda position: f"{path}, line {rows[position][0]}")
             text = metadata.get("text") or " ".join(words)
-            examples.append(RawExample(text, words, metadata.get("intent") or None, tags, where))
+            examples.append(RawExample(text, words, {"intent": metadata.get("intent") or None}, {"ner": tags}, where))
         elif metadata:
             raise ValueError(f"{path}, line {first_line}: empty utterance (comments but no words).")
         metadata, rows, first_line = {}, [], None
@@ -95,11 +95,12 @@ def load_conll(
             for number, (example, intent) in enumerate(zip(examples, intents, strict=True), start=1):
                 if not intent:
                     raise ValueError(f"{side_file}, line {number}: empty intent.")
-                if example.intent is not None and example.intent != intent:
+                comment = example.labels["intent"]
+                if comment not in (None, intent):
                     raise ValueError(
-                        f"{side_file}, line {number}: intent {intent!r} contradicts '# intent = {example.intent}' "
+                        f"{side_file}, line {number}: intent {intent!r} contradicts '# intent = {comment}' "
                         f"at {example.where}."
                     )
-                example.intent = intent
+                example.labels["intent"] = intent
         splits[split] = examples
     return build_dataset_dict(splits, label_lists, str(path_or_dir))

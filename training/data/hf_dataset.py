@@ -98,7 +98,8 @@ def load_hf_dataset(
             tags = repairs.check(
                 [str(tag) for tag in tags], lambda position, where=where: f"{where}, word {position + 1}"
             )
-            examples.append(RawExample(text, tokens, None if intent is None else str(intent), tags, where))
+            labels = {"intent": None if intent is None else str(intent)}
+            examples.append(RawExample(text, tokens, labels, {"ner": tags}, where))
         repairs.report()
         splits[SPLIT_NAMES[split_name]] = examples
     return build_dataset_dict(splits, label_lists, source)

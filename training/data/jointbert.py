@@ -65,7 +65,7 @@ def load_jointbert(path: str | Path, label_lists: Mapping[str, list[str]] | None
                 intent = intents[index].strip()
                 if not intent:
                     raise ValueError(f"{folder / 'label'}, line {index + 1}: empty intent.")
-            examples.append(RawExample(line, words, intent, tags, f"{seq_in}, line {index + 1}"))
+            examples.append(RawExample(line, words, {"intent": intent}, {"ner": tags}, f"{seq_in}, line {index + 1}"))
         repairs.report()
         splits[split] = examples
     return build_dataset_dict(splits, label_lists, str(root))

@@ -1,5 +1,5 @@
 """Label vocabularies (`UNK` for labels unseen in train), the `datasets.Features` of loaded data, and the encoding of
-read examples into a `DatasetDict` under one vocabulary."""
+read examples into a `DatasetDict` under one vocabulary per task."""
 
 from __future__ import annotations
 
@@ -12,30 +12,54 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 logger = logging.getLogger(__name__)
 
 UNK = "UNK"
-NO_INTENT = -1
+NO_LABEL = -1
+TAGS_SUFFIX = "_tags"
 
 
 @dataclass
 class RawExample:
-    """One utterance before label encoding; `where` (e.g. `"train.conll, line 12"`) goes into error messages."""
+    """
+    One utterance before label encoding: `labels` has a label (or `None`: not annotated) per sentence-level task,
+    `tags` one BIO tag per word (or `[]`: not annotated) per token-level task; `where` (e.g. `"train.conll, line
+    12"`) goes into error messages.
+    """
 
     text: str
     tokens: list[str]
-    intent: str | None
-    ner_tags: list[str]
+    labels: dict[str, str | None]
+    tags: dict[str, list[str]]
     where: str
 
 
-def data_features(intent_names: list[str], ner_names: list[str]) -> Features:
-    """`text`, `tokens`, `intent` (`ClassLabel`) and `ner_tags` (`Sequence(ClassLabel)`)."""
-    return Features(
-        {
-            "text": Value("string"),
-            "tokens": Sequence(Value("string")),
-            "intent": ClassLabel(names=intent_names),
-            "ner_tags": Sequence(ClassLabel(names=ner_names)),
-        }
-    )
+def tags_column(task: str) -> str:
+    """The column of a token-level task's tags: `ner_tags` for `ner`."""
+    return task + TAGS_SUFFIX
+
+
+def data_features(sentence_labels: Mapping[str, list[str]], token_labels: Mapping[str, list[str]]) -> Features:
+    """`text`, `tokens`, a `ClassLabel` column per sentence-level task, a `Sequence(ClassLabel)` `<task>_tags` column
+    per token-level task."""
+    features = {"text": Value("string"), "tokens": Sequence(Value("string"))}
+    features.update({task: ClassLabel(names=names) for task, names in sentence_labels.items()})
+    features.update({tags_column(task): Sequence(ClassLabel(names=names)) for task, names in token_labels.items()})
+    return Features(features)
+
+
+def task_levels(features: Features) -> dict[str, str]:
+    """Task name -> `"sentence"` or `"token"`, in column order, read from the features."""
+    levels = {}
+    for column, feature in features.items():
+        if isinstance(feature, ClassLabel):
+            levels[column] = "sentence"
+        elif column.endswith(TAGS_SUFFIX) and isinstance(getattr(feature, "feature", None), ClassLabel):
+            levels[column.removesuffix(TAGS_SUFFIX)] = "token"
+    return levels
+
+
+def label_names(features: Features, task: str) -> list[str]:
+    """A task's label names, in id order."""
+    feature = features[task] if task in features else features[tags_column(task)].feature
+    return list(feature.names)
 
 
 def bio_tag_names(entity_types: list[str]) -> list[str]:
@@ -43,76 +67,100 @@ def bio_tag_names(entity_types: list[str]) -> list[str]:
     return ["O"] + [f"{prefix}-{entity_type}" for entity_type in sorted(entity_types) for prefix in "BI"] + [UNK]
 
 
-def label_lists_from_train(train: list[RawExample]) -> dict[str, list[str]]:
-    """Sorted intents then `UNK`; `bio_tag_names` of the entity types."""
-    intents = sorted({example.intent for example in train if example.intent is not None})
-    entity_types = {tag[2:] for example in train for tag in example.ner_tags if tag != "O"}
-    return {"intent": intents + [UNK], "ner": bio_tag_names(list(entity_types))}
+def label_lists_from_train(train: list[RawExample], sentence_tasks: list[str], token_tasks: list[str]) -> dict:
+    """Per sentence-level task its sorted labels then `UNK`; per token-level task `bio_tag_names` of its types."""
+    label_lists = {}
+    for task in sentence_tasks:
+        labels = {example.labels.get(task) for example in train} - {None}
+        label_lists[task] = sorted(labels) + [UNK]
+    for task in token_tasks:
+        types = {tag[2:] for example in train for tag in example.tags.get(task, []) if tag != "O"}
+        label_lists[task] = bio_tag_names(list(types))
+    return label_lists
 
 
-def checked_label_lists(label_lists: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """Given vocabularies (e.g. a model's); `UNK` is appended where missing, NER must start with `O`."""
-    intent = list(label_lists.get("intent", []))
-    ner = list(label_lists.get("ner", ["O"]))
-    if not ner or ner[0] != "O":
-        raise ValueError(f"The NER label list must start with 'O'; got {ner[:3]}...")
-    return {"intent": intent + [UNK] * (UNK not in intent), "ner": ner + [UNK] * (UNK not in ner)}
+def checked_label_lists(label_lists: Mapping[str, list[str]], token_tasks: list[str]) -> dict[str, list[str]]:
+    """Given vocabularies (e.g. a model's); `UNK` is appended where missing, a token task's must start with `O`."""
+    checked = {}
+    for task, names in label_lists.items():
+        names = list(names)
+        if task in token_tasks and (not names or names[0] != "O"):
+            raise ValueError(f"The {task} label list must start with 'O'; got {names[:3]}...")
+        checked[task] = names + [UNK] * (UNK not in names)
+    return checked
 
 
 def build_dataset_dict(
-    splits: Mapping[str, list[RawExample]], label_lists: Mapping[str, list[str]] | None, source: str
+    splits: Mapping[str, list[RawExample]],
+    label_lists: Mapping[str, list[str]] | None,
+    source: str,
+    sentence_tasks: list[str] = ("intent",),
+    token_tasks: list[str] = ("ner",),
 ) -> DatasetDict:
-    """Encode read examples with one vocabulary (from train, or `label_lists`); unseen labels become `UNK`."""
+    """
+    Encode read examples with one vocabulary per task: from train, or `label_lists` (e.g. a model's; a task it
+    lacks has only `UNK`). Labels that the vocabulary lacks become `UNK`, with a warning.
+    """
+    sentence_tasks, token_tasks = list(sentence_tasks), list(token_tasks)
     if label_lists is None:
         if "train" not in splits:
             raise ValueError(f"{source}: no train split to take the label vocabulary from; pass `label_lists`.")
-        label_lists = label_lists_from_train(splits["train"])
+        given = label_lists_from_train(splits["train"], sentence_tasks, token_tasks)
     else:
-        label_lists = checked_label_lists(label_lists)
-    features = data_features(label_lists["intent"], label_lists["ner"])
-    intents, tags = features["intent"], features["ner_tags"].feature
-    known_intents, known_tags = set(intents.names), set(tags.names)
+        given = {task: ["O"] if task in token_tasks else [] for task in [*sentence_tasks, *token_tasks]}
+        given = checked_label_lists({**given, **label_lists}, token_tasks)
+    features = data_features(
+        {task: given[task] for task in sentence_tasks}, {task: given[task] for task in token_tasks}
+    )
     result = {}
     for split in ("train", "validation", "test"):
-        if split not in splits:
-            continue
-        unseen: set[str] = set()
-        columns: dict[str, list] = {"text": [], "tokens": [], "intent": [], "ner_tags": []}
-        for example in splits[split]:
-            if example.intent is None:
-                intent = NO_INTENT
-            elif example.intent in known_intents:
-                intent = intents.str2int(example.intent)
-            else:
-                intent = intents.str2int(UNK)
-                unseen.add(f"intent {example.intent}")
-            unseen.update(f"tag {tag}" for tag in example.ner_tags if tag not in known_tags)
-            columns["text"].append(example.text)
-            columns["tokens"].append(example.tokens)
-            columns["intent"].append(intent)
-            columns["ner_tags"].append([tags.str2int(tag if tag in known_tags else UNK) for tag in example.ner_tags])
-        if unseen:
-            logger.warning(
-                "%s, %s split: %d labels are not in the vocabulary and map to UNK: %s.",
-                source,
-                split,
-                len(unseen),
-                ", ".join(sorted(unseen)),
-            )
-        result[split] = Dataset.from_dict(columns, features=features)
+        if split in splits:
+            result[split] = _encode_split(splits[split], features, sentence_tasks, token_tasks, f"{source}, {split}")
     return DatasetDict(result)
+
+
+def _encode_split(
+    examples: list[RawExample], features: Features, sentence_tasks: list[str], token_tasks: list[str], source: str
+) -> Dataset:
+    classes = {task: features[task] for task in sentence_tasks}
+    classes.update({task: features[tags_column(task)].feature for task in token_tasks})
+    known = {task: set(feature.names) for task, feature in classes.items()}
+    unseen: set[str] = set()
+    columns: dict[str, list] = {column: [] for column in features}
+    for example in examples:
+        columns["text"].append(example.text)
+        columns["tokens"].append(example.tokens)
+        for task in sentence_tasks:
+            label = example.labels.get(task)
+            if label is not None and label not in known[task]:
+                unseen.add(f"{task} {label}")
+                label = UNK
+            columns[task].append(NO_LABEL if label is None else classes[task].str2int(label))
+        for task in token_tasks:
+            tags = example.tags.get(task, [])
+            unseen.update(f"{task} tag {tag}" for tag in tags if tag not in known[task])
+            ids = [classes[task].str2int(tag if tag in known[task] else UNK) for tag in tags]
+            columns[tags_column(task)].append(ids)
+    if unseen:
+        logger.warning(
+            "%s split: %d labels are not in the vocabulary and map to UNK: %s.",
+            source,
+            len(unseen),
+            ", ".join(sorted(unseen)),
+        )
+    return Dataset.from_dict(columns, features=features)
 
 
 def task_label_lists(dataset_dict: DatasetDict) -> dict[str, list[str]]:
     """
-    `{"intent": [...], "ner": [...]}` from the features (shared by all splits), in id order with `UNK` last. A task
-    without any annotation in the train split (without one: the first split) is left out.
+    `{task: labels}` from the features (shared by all splits), in id order with `UNK` last, sentence-level tasks
+    first. A task without any annotation in the train split (without one: the first split) is left out.
     """
     reference = dataset_dict["train"] if "train" in dataset_dict else next(iter(dataset_dict.values()))
-    features = reference.features
     label_lists = {}
-    if any(intent != NO_INTENT for intent in reference["intent"]):
-        label_lists["intent"] = list(features["intent"].names)
-    if any(len(tags) for tags in reference["ner_tags"]):
-        label_lists["ner"] = list(features["ner_tags"].feature.names)
+    for task, level in task_levels(reference.features).items():
+        if level == "sentence" and any(label != NO_LABEL for label in reference[task]):
+            label_lists[task] = label_names(reference.features, task)
+        elif level == "token" and any(len(tags) for tags in reference[tags_column(task)]):
+            label_lists[task] = label_names(reference.features, task)
     return label_lists
