@@ -75,6 +75,10 @@ STS_RESULT = {
     "metric_type": "spearman_cosine",
     "metric_name": "Spearman correlation of cosine similarities",
 }
+# Tasks other than the defaults (`intent`, `ner`) are scored in the card body by `<task>_accuracy` (sentence-level)
+# or `<task>_precision`/`_recall`/`_f1` (token-level), as training/metrics/multitask_metrics names them.
+DEFAULT_TASKS = ("intent", "ner")
+OTHER_TASK_SCORES = ("accuracy", "precision", "recall", "f1")
 PER_TYPE_METRIC = re.compile(r"entity_.+_(precision|recall|f1|support)")
 FRAMEWORKS = [
     "multitask-bert",
@@ -164,7 +168,10 @@ def build_model_card(
     """
     model_dir = Path(model_dir)
     config = _load_config(model_dir)
-    eval_results = {split: _split_metrics(split, metrics) for split, metrics in (eval_results or {}).items()}
+    other_tasks = [task for task in config.tasks if task not in DEFAULT_TASKS]
+    eval_results = {
+        split: _split_metrics(split, metrics, other_tasks) for split, metrics in (eval_results or {}).items()
+    }
     if embedding_similarity:
         embedding_similarity = {"split": "test", "base_spearman_cosine": None, **embedding_similarity}
     dataset_summary = dataset_summary or {}
@@ -228,6 +235,15 @@ def build_model_card(
         eval_rows=[
             {"split": split, **{key: _format(metrics.get(key)) for key in METRICS}}
             for split, metrics in eval_results.items()
+        ],
+        other_task_rows=[
+            {
+                "split": split,
+                "task": task,
+                **{score: _format(metrics.get(f"{task}_{score}")) for score in OTHER_TASK_SCORES},
+            }
+            for split, metrics in eval_results.items()
+            for task in other_tasks
         ],
         entity_type_splits=entity_type_splits,
         entity_type_rows=[
@@ -396,11 +412,16 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
-def _split_metrics(split: str, metrics: dict[str, float]) -> dict[str, float]:
+def _split_metrics(split: str, metrics: dict[str, float], other_tasks: list[str]) -> dict[str, float]:
     if not isinstance(metrics, dict):
         raise ValueError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
     stripped = {re.sub(rf"^(eval|{re.escape(split)})_", "", key): value for key, value in metrics.items()}
-    known = {key: value for key, value in stripped.items() if key in METRICS or PER_TYPE_METRIC.fullmatch(key)}
+    other_keys = {f"{task}_{score}" for task in other_tasks for score in OTHER_TASK_SCORES}
+    known = {
+        key: value
+        for key, value in stripped.items()
+        if key in METRICS or PER_TYPE_METRIC.fullmatch(key) or key in other_keys
+    }
     if not known:
         raise ValueError(
             f"eval_results[{split!r}] has none of the metrics {', '.join(METRICS)}; its keys: {sorted(metrics)}."

@@ -422,6 +422,45 @@ def test_hf_dataset_string_columns_and_text_only():
     assert task_label_lists(dataset) == {"intent": ["alarm", "greet", UNK]}
 
 
+def test_hf_dataset_columns_map_to_any_tasks():
+    features = Features(
+        {
+            "words": Sequence(Value("string")),
+            "label": ClassLabel(names=["neg", "pos"]),
+            "register": Value("string"),
+            "pos_tags": Sequence(ClassLabel(names=["O", "B-NOUN", "I-NOUN"])),
+        }
+    )
+    rows = {"words": [["good", "tea"], ["cold", "soup"]], "label": [1, 0], "register": ["casual", None]}
+    rows["pos_tags"] = [[0, 1], [0, 1]]
+    task_columns = {
+        "label": {"task": "sentiment", "level": "sentence"},
+        "register": {"task": "register", "level": "sentence"},
+        "pos_tags": {"task": "pos", "level": "token"},
+    }
+    dataset = load_hf_dataset(
+        DatasetDict({"train": Dataset.from_dict(rows, features=features)}),
+        tokens_column="words",
+        task_columns=task_columns,
+    )
+    train = dataset["train"]
+    assert task_levels(train.features) == {
+        "intent": "sentence",
+        "sentiment": "sentence",
+        "register": "sentence",
+        "ner": "token",
+        "pos": "token",
+    }
+    assert task_label_lists(dataset) == {
+        "sentiment": ["neg", "pos", UNK],
+        "register": ["casual", UNK],
+        "pos": ["O", "B-NOUN", "I-NOUN", UNK],
+    }
+    assert train["register"] == [0, NO_LABEL] and train["pos_tags"] == [[0, 1], [0, 1]]
+    with pytest.raises(ValueError, match=r"task_columns\['label'\] must be"):
+        load_hf_dataset(dataset, tokens_column="tokens", task_columns={"label": {"task": "x", "level": "word"}})
+
+
 def test_hf_dataset_json_files_via_load_dataset(tmp_path):
     rows = [{"tokens": ["wake", "me"], "ner_tags": ["O", "O"], "intent": "alarm"}]
     write(tmp_path / "train.jsonl", "\n".join(json.dumps(row) for row in rows) + "\n")

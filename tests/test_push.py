@@ -245,6 +245,7 @@ def test_four_task_model_trains_pushes_and_predicts_every_task_by_repo_id(hub, t
     card = ModelCard((model_dir / "README.md").read_text())
     validate_model_card(card)
     assert "`mood`" in card.text and "`acts`" in card.text and "REQUEST" in card.text
+    assert f"| test | `mood` | {results['test']['mood_accuracy']:.4f} |" in card.text  # scores per task
 
     result = push(str(model_dir), REPO_ID, env=hub_env(hub, tmp_path / "hf_home", "hf_pushtoken"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr

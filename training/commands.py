@@ -16,6 +16,7 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, s
 from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+from multitask_bert.modeling.pipeline_multitask_bert import result_key
 
 from .cli import FLAG_STYLE
 from .data import (
@@ -70,6 +71,13 @@ class DataArguments:
     )
     format: str | None = field(
         default=None, metadata={"help": "jointbert, conll, jsonl or hf. Default: detected from --data."}
+    )
+    task_columns: str | None = field(
+        default=None,
+        metadata={
+            "help": 'For `datasets` data (--format hf): which column is which task, as JSON: \'{"label": {"task": '
+            '"sentiment", "level": "sentence"}, "pos_tags": {"task": "pos", "level": "token"}}\'.'
+        },
     )
     max_length: int = field(
         default=128, metadata={"help": "Longest tokenized utterance; longer ones are cut, with a warning."}
@@ -166,9 +174,15 @@ def load_dataset_for(
 ) -> DatasetDict:
     """The user's data, or the embedded default, with texts split into the words of the model's `tokenizer`;
     `label_lists` (a trained model's) fix the label ids."""
+    options = {"label_lists": label_lists}
+    if data_args.task_columns is not None:
+        try:
+            options["task_columns"] = json.loads(data_args.task_columns)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--task-columns is not JSON ({error.msg}): {data_args.task_columns!r}.") from None
     if data_args.data is None:
-        return load_data(default_data_dir(), "jsonl", tokenizer, label_lists=label_lists)
-    return load_data(data_args.data, data_args.format, tokenizer, label_lists=label_lists)
+        return load_data(default_data_dir(), "jsonl", tokenizer, **options)
+    return load_data(data_args.data, data_args.format, tokenizer, **options)
 
 
 def dataset_and_model(
@@ -349,6 +363,12 @@ def evaluate_model(argv: list[str]) -> int:
         data_args.max_length,
         data_args.label_all_subtokens,
     )
+    other_tasks = [
+        f"{task}_labels" for task in task_levels(dataset[options.split].features) if task not in model.config.tasks
+    ]
+    features = features.remove_columns(
+        [column for column in other_tasks if column in features[options.split].column_names]
+    )
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer creates its output_dir; evaluation writes nothing
         trainer = MultiTaskTrainer(
             model=model,
@@ -371,8 +391,14 @@ def evaluate_model(argv: list[str]) -> int:
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
-    """Intent accuracy, entity P/R/F1 overall and per type, sentence accuracy, as an aligned text table."""
-    headline = ("intent_accuracy", "entity_f1", "sentence_accuracy", "sts_benchmark_spearman_cosine")
+    """Each task's headline score (`<task>_accuracy`, `entity_f1` / `<task>_f1`), sentence accuracy, the STS score and
+    the F1 per entity type of `ner`, as an aligned text table."""
+    headline = [key for key in metrics if key.endswith("_accuracy") and key != "sentence_accuracy"]
+    task_f1 = [key.removesuffix("_f1") for key in metrics if key.endswith("_f1")]  # per entity type: has a support
+    headline += [
+        f"{prefix}_f1" for prefix in task_f1 if f"{prefix}_recall" in metrics and f"{prefix}_support" not in metrics
+    ]
+    headline += ["sentence_accuracy", "sts_benchmark_spearman_cosine"]
     rows = [(name, metrics[name]) for name in headline if name in metrics]
     per_type = sorted(
         key for key in metrics if key.startswith("entity_") and key.endswith("_f1") and key != "entity_f1"
@@ -419,13 +445,15 @@ def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None
     texts = list(split.select(range(min(count, len(split))))["text"])
     nlu = pipeline("joint-intent-ner", model=str(model_dir), trust_remote_code=True)
     print("\nExample predictions:")
+    config = nlu.model.config
     for prediction in nlu(texts):
-        parts = []  # a single-task model has no intent or no entities
-        if "intent" in prediction:
-            parts.append(f"intent {prediction['intent']['label']} ({prediction['intent']['score']:.2f})")
-        if "entities" in prediction:
-            found = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction["entities"])
-            parts.append(f"entities: {found or 'none'}")
+        parts = [
+            f"{task} {prediction[task]['label']} ({prediction[task]['score']:.2f})" for task in config.sentence_tasks
+        ]
+        for task in config.token_tasks:
+            key = result_key(task)
+            found = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction[key])
+            parts.append(f"{key}: {found or 'none'}")
         print(f"  {prediction['text']!r}\n    {'; '.join(parts)}")
 
 

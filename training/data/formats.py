@@ -62,6 +62,8 @@ def load_data(
         format = _detect_format(Path(path)) if Path(path).exists() else "hf"
     if format not in loaders:
         raise ValueError(f"Unknown format {format!r}; choose one of {', '.join(loaders)}.")
+    if "task_columns" in kwargs and format != "hf":
+        raise ValueError(f"task_columns maps the columns of `datasets` data (format hf); {path} is {format} data.")
     if format in ("jsonl", "hf"):
         kwargs["tokenizer"] = tokenizer
     return loaders[format](path, **kwargs)

@@ -66,7 +66,7 @@ def tokenize_dataset(
     effective_max = max_length or tokenizer.model_max_length
     reference = next(iter(dataset_dict.values())).features
     levels = task_levels(reference)
-    tasks = [task for task in task_label_lists(dataset_dict)]
+    tasks = list(task_label_lists(dataset_dict))
     sentence_tasks = [task for task in tasks if levels[task] == "sentence"]
     token_tasks = [task for task in tasks if levels[task] == "token"]
     helper_columns = ["truncated_words", "untokenizable_words"]
