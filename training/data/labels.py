@@ -4,7 +4,7 @@ read examples into a `DatasetDict` under one vocabulary per task."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
@@ -67,7 +67,9 @@ def bio_tag_names(entity_types: list[str]) -> list[str]:
     return ["O"] + [f"{prefix}-{entity_type}" for entity_type in sorted(entity_types) for prefix in "BI"] + [UNK]
 
 
-def label_lists_from_train(train: list[RawExample], sentence_tasks: list[str], token_tasks: list[str]) -> dict:
+def label_lists_from_train(
+    train: list[RawExample], sentence_tasks: list[str], token_tasks: list[str]
+) -> dict[str, list[str]]:
     """Per sentence-level task its sorted labels then `UNK`; per token-level task `bio_tag_names` of its types."""
     label_lists = {}
     for task in sentence_tasks:
@@ -94,8 +96,8 @@ def build_dataset_dict(
     splits: Mapping[str, list[RawExample]],
     label_lists: Mapping[str, list[str]] | None,
     source: str,
-    sentence_tasks: list[str] = ("intent",),
-    token_tasks: list[str] = ("ner",),
+    sentence_tasks: Iterable[str] = ("intent",),
+    token_tasks: Iterable[str] = ("ner",),
 ) -> DatasetDict:
     """
     Encode read examples with one vocabulary per task: from train, or `label_lists` (e.g. a model's; a task it
