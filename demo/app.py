@@ -1,5 +1,6 @@
 """
-Gradio demo of a multitask-bert model: the intent, the entities and the nearest examples of an utterance.
+Gradio demo of a multitask-bert model: every task's answer (intent, entities, ...) and the nearest examples of an
+utterance.
 
     python app.py [MODEL] [--host HOST] [--port PORT]
 
@@ -47,57 +48,69 @@ def load_example_bank() -> list[dict[str, str]]:
     ]
 
 
+def result_key(task: str) -> str:
+    """The pipeline's key for a task's prediction: `entities` for the token-level task `ner`, else the task's name."""
+    return "entities" if task == "ner" else task
+
+
 class NluDemo:
     """Runs the `joint-intent-ner` pipeline on one text and finds the closest bank examples by cosine similarity."""
 
     def __init__(self, nlu: Pipeline, bank: list[dict[str, str]]):
-        config = nlu.model.config
-        if "intent" not in config.sentence_tasks or len(config.token_tasks) != 1:
-            raise ValueError(
-                f"The demo shows an `intent` head and one token-level head; this model has sentence tasks "
-                f"{config.sentence_tasks} and token tasks {config.token_tasks}."
-            )
         if not bank:
             raise ValueError("The example bank is empty.")
+        config = nlu.model.config
         self.nlu = nlu
         self.bank = bank
+        self.sentence_tasks = list(config.sentence_tasks)
+        self.token_tasks = list(config.token_tasks)
         results = nlu([example["text"] for example in bank], batch_size=32, return_embedding=True)
         embeddings = torch.tensor([result["sentence_embedding"] for result in results])
         self.bank_embeddings = torch.nn.functional.normalize(embeddings, dim=1)
-        (token_task,) = config.token_tasks
-        entity_types = dict.fromkeys(tag[2:] for tag in config.task_labels(token_task) if tag[:2] in ("B-", "I-"))
-        # One colour per entity type, fixed in label order, so a type looks the same in every answer.
-        self.entity_colors = {
-            entity_type: ENTITY_COLORS[index % len(ENTITY_COLORS)] for index, entity_type in enumerate(entity_types)
-        }
+        # Per token-level task, one colour per entity type, fixed in label order, so a type looks the same every time.
+        self.entity_colors = {}
+        for task in self.token_tasks:
+            entity_types = dict.fromkeys(tag[2:] for tag in config.task_labels(task) if tag[:2] in ("B-", "I-"))
+            self.entity_colors[task] = {
+                entity_type: ENTITY_COLORS[index % len(ENTITY_COLORS)] for index, entity_type in enumerate(entity_types)
+            }
 
-    def predict(self, text: str) -> tuple[dict[str, float], dict, list[list]]:
-        """The intents' scores (for `gr.Label`), the text with its entities (for `gr.HighlightedText`), neighbours."""
+    def predict(self, text: str) -> tuple:
+        """Per sentence-level task its labels' scores (for `gr.Label`), per token-level task the text with its
+        entities (for `gr.HighlightedText`), then the nearest bank examples."""
         if not text.strip():
             raise gr.Error("Type an utterance first.")
         result = self.nlu(text, top_k=NUM_INTENTS_SHOWN, return_embedding=True)
-        intents = {entry["label"]: entry["score"] for entry in result["intent"]}
-        highlighted = {"text": result["text"], "entities": result["entities"]}
+        labels = [{entry["label"]: entry["score"] for entry in result[task]} for task in self.sentence_tasks]
+        highlighted = [{"text": result["text"], "entities": result[result_key(task)]} for task in self.token_tasks]
         query = torch.nn.functional.normalize(torch.tensor(result["sentence_embedding"]), dim=0)
         similarities, indices = (self.bank_embeddings @ query).topk(min(NUM_NEIGHBOURS, len(self.bank)))
         neighbours = [
             [round(similarity, 3), self.bank[index]["text"], self.bank[index]["intent"]]
             for similarity, index in zip(similarities.tolist(), indices.tolist(), strict=True)
         ]
-        return intents, highlighted, neighbours
+        return (*labels, *highlighted, neighbours)
 
 
 def build_app(demo: NluDemo, model_name: str) -> gr.Blocks:
     with gr.Blocks(title="multitask-bert", analytics_enabled=False) as app:
         gr.Markdown(
-            "# multitask-bert\nOne encoder pass gives the intent, the entities and a sentence embedding "
+            "# multitask-bert\nOne encoder pass gives every task's answer and a sentence embedding "
             f"(used here to find the nearest of {len(demo.bank)} labelled examples). Model: `{model_name}`."
         )
         text = gr.Textbox(label="Utterance", placeholder="remind me to call Anna at 5pm tomorrow", elem_id="utterance")
         submit = gr.Button("Analyse", variant="primary", elem_id="analyse")
-        with gr.Row():
-            intent = gr.Label(label="Intent", num_top_classes=NUM_INTENTS_SHOWN, elem_id="intent")
-            entities = gr.HighlightedText(label="Entities", color_map=demo.entity_colors, elem_id="entities")
+        with gr.Row():  # element ids as the pipeline's keys: `intent`, `entities`, other tasks' names
+            outputs = [
+                gr.Label(label=task.capitalize(), num_top_classes=NUM_INTENTS_SHOWN, elem_id=task)
+                for task in demo.sentence_tasks
+            ]
+            outputs += [
+                gr.HighlightedText(
+                    label=result_key(task).capitalize(), color_map=demo.entity_colors[task], elem_id=result_key(task)
+                )
+                for task in demo.token_tasks
+            ]
         neighbours = gr.Dataframe(
             headers=["cosine", "example", "intent"],
             datatype=["number", "str", "str"],
@@ -107,7 +120,7 @@ def build_app(demo: NluDemo, model_name: str) -> gr.Blocks:
             elem_id="neighbours",
         )
         gr.Examples(PROMPTS, inputs=text)
-        gr.on([text.submit, submit.click], demo.predict, inputs=text, outputs=[intent, entities, neighbours])
+        gr.on([text.submit, submit.click], demo.predict, inputs=text, outputs=[*outputs, neighbours])
     return app
 
 

@@ -26,6 +26,7 @@ from transformers.pipelines import SUPPORTED_TASKS
 
 from multitask_bert.modeling import MultiTaskBertConfig, default_backbone_path
 from multitask_bert.training.cli import CommandParser
+from multitask_bert.training.data.labels import tags_column, task_levels
 
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 CARD_FILE = "README.md"
@@ -74,6 +75,10 @@ STS_RESULT = {
     "metric_type": "spearman_cosine",
     "metric_name": "Spearman correlation of cosine similarities",
 }
+# Tasks other than the defaults (`intent`, `ner`) are scored in the card body by `<task>_accuracy` (sentence-level)
+# or `<task>_precision`/`_recall`/`_f1` (token-level), as training/metrics/multitask_metrics names them.
+DEFAULT_TASKS = ("intent", "ner")
+OTHER_TASK_SCORES = ("accuracy", "precision", "recall", "f1")
 PER_TYPE_METRIC = re.compile(r"entity_.+_(precision|recall|f1|support)")
 FRAMEWORKS = [
     "multitask-bert",
@@ -98,17 +103,21 @@ def count_entities(tag_sequences: Iterable[Sequence[str]]) -> dict[str, int]:
 
 def summarize_dataset(dataset: DatasetDict) -> dict[str, dict]:
     """
-    `dataset_summary` of a `DatasetDict` in the layout of `multitask_bert.training.data` (an `intent` `ClassLabel`,
-    `-1` where missing, and `ner_tags`, a list of `ClassLabel` BIO tags): examples, intents and entity mentions.
+    `dataset_summary` of a `DatasetDict` in the layout of `multitask_bert.training.data` (a `ClassLabel` column per
+    sentence-level task, `-1` where missing, and a `<task>_tags` column of `ClassLabel` BIO tags per token-level
+    task): examples, and per task its labels or entity mentions.
     """
     summary = {}
     for split, data in dataset.items():
-        intent_names, tag_names = data.features["intent"], data.features["ner_tags"].feature
-        summary[split] = {
-            "examples": len(data),
-            "intent": count_labels(intent_names.int2str(label) for label in data["intent"] if label >= 0),
-            "ner": count_entities([tag_names.int2str(tag) for tag in tags] for tags in data["ner_tags"]),
-        }
+        summary[split] = {"examples": len(data)}
+        for task, level in task_levels(data.features).items():
+            if level == "sentence":
+                names = data.features[task]
+                summary[split][task] = count_labels(names.int2str(label) for label in data[task] if label >= 0)
+            else:
+                names = data.features[tags_column(task)].feature
+                tags = ([names.int2str(tag) for tag in sequence] for sequence in data[tags_column(task)])
+                summary[split][task] = count_entities(tags)
     return summary
 
 
@@ -159,7 +168,10 @@ def build_model_card(
     """
     model_dir = Path(model_dir)
     config = _load_config(model_dir)
-    eval_results = {split: _split_metrics(split, metrics) for split, metrics in (eval_results or {}).items()}
+    other_tasks = [task for task in config.tasks if task not in DEFAULT_TASKS]
+    eval_results = {
+        split: _split_metrics(split, metrics, other_tasks) for split, metrics in (eval_results or {}).items()
+    }
     if embedding_similarity:
         embedding_similarity = {"split": "test", "base_spearman_cosine": None, **embedding_similarity}
     dataset_summary = dataset_summary or {}
@@ -225,6 +237,15 @@ def build_model_card(
         eval_rows=[
             {"split": split, **{key: _format(metrics.get(key)) for key in METRICS}}
             for split, metrics in eval_results.items()
+        ],
+        other_task_rows=[
+            {
+                "split": split,
+                "task": task,
+                **{score: _format(metrics.get(f"{task}_{score}")) for score in OTHER_TASK_SCORES},
+            }
+            for split, metrics in eval_results.items()
+            for task in other_tasks
         ],
         entity_type_splits=entity_type_splits,
         entity_type_rows=[
@@ -393,11 +414,16 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
-def _split_metrics(split: str, metrics: dict[str, float]) -> dict[str, float]:
+def _split_metrics(split: str, metrics: dict[str, float], other_tasks: list[str]) -> dict[str, float]:
     if not isinstance(metrics, dict):
         raise ValueError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
     stripped = {re.sub(rf"^(eval|{re.escape(split)})_", "", key): value for key, value in metrics.items()}
-    known = {key: value for key, value in stripped.items() if key in METRICS or PER_TYPE_METRIC.fullmatch(key)}
+    other_keys = {f"{task}_{score}" for task in other_tasks for score in OTHER_TASK_SCORES}
+    known = {
+        key: value
+        for key, value in stripped.items()
+        if key in METRICS or PER_TYPE_METRIC.fullmatch(key) or key in other_keys
+    }
     if not known:
         raise ValueError(
             f"eval_results[{split!r}] has none of the metrics {', '.join(METRICS)}; its keys: {sorted(metrics)}."

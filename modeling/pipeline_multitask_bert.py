@@ -13,6 +13,26 @@ from transformers.pipelines.base import ChunkPipeline
 PIPELINE_TASK = "joint-intent-ner"
 
 
+def result_key(task: str) -> str:
+    """Where a task's prediction goes in a result: `"entities"` for the token-level task `ner`, else its name."""
+    return "entities" if task == "ner" else task
+
+
+def word_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    """
+    The words of `text` as character spans `(start, end)`: the words of the fast `tokenizer`'s own normalizer and
+    pre-tokenizer (its `word_ids()`), without empty ones. Training data and this pipeline split texts by this one rule,
+    then feed the words to the tokenizer with `is_split_into_words=True`, so a word's tokens are the same in both.
+    """
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    spans: dict[int, tuple[int, int]] = {}
+    for word_id, (start, end) in zip(encoding.word_ids(), encoding["offset_mapping"], strict=True):
+        if word_id is not None:
+            known = spans.get(word_id, (start, end))
+            spans[word_id] = (min(start, known[0]), max(end, known[1]))
+    return [span for _, span in sorted(spans.items()) if span[0] < span[1]]
+
+
 class JointIntentNerPipeline(ChunkPipeline):
     """
     Intent and entities of each text, from one encoder pass of a MultiTaskBert model.
@@ -22,10 +42,11 @@ class JointIntentNerPipeline(ChunkPipeline):
 
     - one key per sentence-level task (`"intent"` for the default heads); with `top_k=k` its value is the list of the
       `k` best `{"label", "score"}` instead;
-    - entities under `"entities"` when the model has one token-level task, else under each token task's name. The
-      tag of a word is the tag of its first sub-token (Viterbi over the words with a CRF model); words are joined
-      into entities by their `B-`/`I-` tags (an `I-X` that does not follow an `X` word opens a new entity); `"O"`,
-      `"UNK"` and tags without a `B-`/`I-` prefix end entities. `score` is the mean of the words' tag
+    - one key per token-level task with its entities (`"entities"` for the default `ner` task, `result_key`). Words
+      are the tokenizer's own (`word_spans`, the rule that splits training data too). The tag of a word is the tag
+      of its first sub-token (Viterbi over the words with a CRF model); words are joined into entities by their
+      `B-`/`I-` tags (an `I-X` that does not follow an `X` word opens a new entity); `"O"`, `"UNK"` and tags
+      without a `B-`/`I-` prefix end entities. `score` is the mean of the words' tag
       probabilities and `text[start:end] == word` always holds;
     - `return_embedding=True` adds `"sentence_embedding"` (list of floats): exactly the model's embedding when the
       text fits in one window.
@@ -107,8 +128,10 @@ class JointIntentNerPipeline(ChunkPipeline):
         stride = room // 4 if stride is None else stride
         if not 0 <= stride < room:
             raise ValueError(f"`stride` must be in [0, {room}) for windows of {max_length} tokens, got {stride}.")
+        spans = word_spans(self.tokenizer, text)
         encoding = self.tokenizer(
-            text,
+            [text[start:end] for start, end in spans],
+            is_split_into_words=True,
             truncation=True,
             max_length=max_length,
             stride=stride,
@@ -116,33 +139,28 @@ class JointIntentNerPipeline(ChunkPipeline):
             return_offsets_mapping=True,
         )
         num_windows = len(encoding["input_ids"])
-        windows_word_ids = [encoding.word_ids(index) for index in range(num_windows)]
-        word_starts = {}
-        for word_ids, offsets in zip(windows_word_ids, encoding["offset_mapping"], strict=True):
-            for word_id, (start, _) in zip(word_ids, offsets, strict=True):
-                if word_id is not None:
-                    word_starts[word_id] = min(start, word_starts.get(word_id, start))
-
         model_keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoding]
-        for index, (word_ids, offsets) in enumerate(zip(windows_word_ids, encoding["offset_mapping"], strict=True)):
-            # A word's first sub-token: it starts where the word starts and does not continue the previous token.
+        for index in range(num_windows):
+            word_ids = encoding.word_ids(index)
+            # A word's first sub-token: it starts at the word's first character and does not continue the previous
+            # token (a window may begin inside a word).
             is_word_start = [
-                word_id is not None
-                and start == word_starts[word_id]
-                and (position == 0 or word_ids[position - 1] != word_id)
-                for position, (word_id, (start, _)) in enumerate(zip(word_ids, offsets, strict=True))
+                word_id is not None and start == 0 and (position == 0 or word_ids[position - 1] != word_id)
+                for position, (word_id, (start, _)) in enumerate(
+                    zip(word_ids, encoding["offset_mapping"][index], strict=True)
+                )
             ]
             window = {key: torch.tensor([encoding[key][index]]) for key in model_keys}
             window["word_start_mask"] = torch.tensor([is_word_start], dtype=torch.long)
             window["word_ids"] = word_ids
-            window["offsets"] = [tuple(offset) for offset in offsets]
             window["text"] = text if index == 0 else None
+            window["word_spans"] = spans if index == 0 else None
             window["is_last"] = index == num_windows - 1
             yield window
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         word_start_mask = model_inputs.pop("word_start_mask").bool()
-        carried = {key: model_inputs.pop(key) for key in ("word_ids", "offsets", "text", "is_last")}
+        carried = {key: model_inputs.pop(key) for key in ("word_ids", "text", "word_spans", "is_last")}
         output = self.model(**model_inputs)
         config = self.model.config
         outputs = {
@@ -168,10 +186,8 @@ class JointIntentNerPipeline(ChunkPipeline):
         for task in config.sentence_tasks:
             probabilities = torch.cat([window[f"{task}_probabilities"] for window in windows]).mean(dim=0)
             result[task] = self._ranked_labels(config.task_labels(task), probabilities, top_k)
-        token_tasks = config.token_tasks
-        for task in token_tasks:
-            key = "entities" if len(token_tasks) == 1 else task
-            result[key] = self._entities(text, windows, task, config.task_labels(task))
+        for task in config.token_tasks:
+            result[result_key(task)] = self._entities(text, windows, task, config.task_labels(task))
         result["text"] = text
         if return_embedding:
             result["sentence_embedding"] = self._embedding(windows, config.normalize_embeddings).tolist()
@@ -188,7 +204,7 @@ class JointIntentNerPipeline(ChunkPipeline):
 
     @staticmethod
     def _entities(text: str, windows: list[dict[str, Any]], task: str, labels: list[str]) -> list[dict[str, Any]]:
-        spans: dict[int, tuple[int, int]] = {}
+        spans = windows[0]["word_spans"]
         best: dict[int, tuple[int, str, float]] = {}  # word -> (distance to the window's edge, tag, score)
         for window in windows:
             positions = window["attention_mask"][0].nonzero().squeeze(1).tolist()
@@ -196,12 +212,7 @@ class JointIntentNerPipeline(ChunkPipeline):
             scores = window[f"{task}_scores"][0, positions].tolist()
             content = [index for index, word_id in enumerate(window["word_ids"]) if word_id is not None]
             for index, word_id in enumerate(window["word_ids"]):
-                if word_id is None:
-                    continue
-                start, end = window["offsets"][index]
-                known = spans.get(word_id, (start, end))
-                spans[word_id] = (min(start, known[0]), max(end, known[1]))
-                if tags[index] < 0:
+                if word_id is None or tags[index] < 0:
                     continue
                 distance = min(index - content[0], content[-1] - index)
                 if word_id not in best or distance > best[word_id][0]:
@@ -238,4 +249,4 @@ class JointIntentNerPipeline(ChunkPipeline):
         return torch.nn.functional.normalize(mean, dim=0) if normalize else mean
 
 
-__all__ = ["JointIntentNerPipeline", "PIPELINE_TASK"]
+__all__ = ["JointIntentNerPipeline", "PIPELINE_TASK", "result_key", "word_spans"]

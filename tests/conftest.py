@@ -3,6 +3,7 @@ the pipeline helpers that several test files use, subprocess helpers."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel, pipeline
+from tokenizers import ByteLevelBPETokenizer
+from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel, RobertaTokenizer, pipeline
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 
@@ -116,6 +118,44 @@ def tiny_backbone_dir(tmp_path_factory, tokenizer) -> Path:
     )
     encoder.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+# The texts the tiny byte-level BPE tokenizer learns its merges from (it reads any text: unknown words fall to bytes).
+BPE_TRAINING_TEXTS = [
+    "remind me to call Dr. Müller tomorrow at 9am",
+    "wake me up at 7am, please",
+    "don't cancel the budget meeting on friday",
+    "schedule lunch with Anna at noon in the lobby",
+]
+
+
+@pytest.fixture(scope="session")
+def byte_level_tokenizer() -> RobertaTokenizer:
+    """A RoBERTa-style (byte-level BPE) fast tokenizer with a tiny vocabulary, trained here on a few sentences."""
+    trainer = ByteLevelBPETokenizer()
+    special_tokens = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer.train_from_iterator(BPE_TRAINING_TEXTS, vocab_size=400, min_frequency=1, special_tokens=special_tokens)
+    bpe = json.loads(trainer.to_str())["model"]
+    return RobertaTokenizer(vocab=bpe["vocab"], merges=[tuple(merge) for merge in bpe["merges"]])
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_backbone_dir(tmp_path_factory, byte_level_tokenizer) -> Path:
+    """A saved tiny random RoBERTa encoder with the byte-level BPE tokenizer, for `--backbone DIR` runs."""
+    path = tmp_path_factory.mktemp("tiny_roberta_backbone")
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=len(byte_level_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=byte_level_tokenizer.pad_token_id,
+    )
+    RobertaModel(config, add_pooling_layer=False).save_pretrained(path)
+    byte_level_tokenizer.save_pretrained(path)
     return path
 
 

@@ -82,6 +82,34 @@ def test_tasks_option_trains_a_single_task_model(tmp_path, tiny_backbone_dir, sm
     assert "entity_f1" not in json.loads((tmp_path / "eval_results.json").read_text())["test"]
 
 
+def test_tasks_option_selects_among_the_tasks_of_the_data(tmp_path, tiny_backbone_dir, capsys):
+    from multitask_bert.modeling import MultiTaskBertConfig
+
+    data = Path(__file__).parent / "fixtures" / "four_tasks"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(data), "--output-dir", str(tmp_path / "m")]
+    assert cli.main([*argv, *FAST, "--tasks", "mood", "acts"]) == 0
+    assert set(MultiTaskBertConfig.from_pretrained(tmp_path / "m").tasks) == {"mood", "acts"}
+    assert cli.main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"mood_accuracy", "acts_f1", "sentence_accuracy"} <= set(metrics)
+    assert not {"intent_accuracy", "entity_f1"} & set(metrics)
+
+
+def test_task_columns_of_a_datasets_folder(tmp_path, tiny_backbone_dir, capsys):
+    from datasets import Dataset, DatasetDict
+
+    from multitask_bert.modeling import MultiTaskBertConfig
+
+    rows = {"tokens": [["good", "tea"], ["cold", "soup"]] * 4, "label": ["pos", "neg"] * 4}
+    DatasetDict({"train": Dataset.from_dict(rows)}).save_to_disk(tmp_path / "saved")
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(tmp_path / "saved"), *FAST]
+    argv += ["--output-dir", str(tmp_path / "m"), "--task-columns"]
+    assert cli.main([*argv, '{"label": {"task": "sentiment", "level": "sentence"}}']) == 0
+    assert MultiTaskBertConfig.from_pretrained(tmp_path / "m").tasks["sentiment"]["labels"] == ["neg", "pos", "UNK"]
+    assert cli.main([*argv, '{"label": "sentence"}', "--overwrite-output-dir"]) == 2
+    assert "task_columns['label'] must be" in capsys.readouterr().err
+
+
 def changed_heads(before_dir: Path, after_dir: Path) -> dict[str, bool]:
     """For each task head: did any of its weights change between the two saved models?"""
     from safetensors.torch import load_file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -12,11 +13,10 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import Trainer, TrainingArguments
 
-from conftest import SHARED_DATA, tiny_model
-from multitask_bert.training import synthetic_data
+from conftest import REPO_ROOT, SHARED_DATA, tiny_model
 from multitask_bert.training.data import (
     IGNORE_INDEX,
-    NO_INTENT,
+    NO_LABEL,
     UNK,
     MultiTaskDataCollator,
     combine_datasets,
@@ -28,11 +28,22 @@ from multitask_bert.training.data import (
     load_jointbert,
     load_jsonl,
     task_label_lists,
+    task_levels,
     tokenize_dataset,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DATA_LOGGER = "multitask_bert.training.data"
+
+
+def load_generator():
+    """`scripts/generate_embedded_data.py`, the generator of the embedded data (a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_embedded_data", REPO_ROOT / "scripts" / "generate_embedded_data.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def decoded(dataset: Dataset) -> list[dict]:
@@ -42,7 +53,7 @@ def decoded(dataset: Dataset) -> list[dict]:
     return [
         {
             "tokens": row["tokens"],
-            "intent": None if row["intent"] == NO_INTENT else intents.int2str(row["intent"]),
+            "intent": None if row["intent"] == NO_LABEL else intents.int2str(row["intent"]),
             "ner_tags": [tags.int2str(tag) for tag in row["ner_tags"]],
         }
         for row in dataset
@@ -220,7 +231,7 @@ def test_conll_fixture(caplog):
     assert train[1]["ner_tags"] == ["O", "B-PERSON", "I-PERSON", "O", "B-DATE"]
     assert dataset["train"][1]["text"] == "meet Sarah Connor on Friday"
     # NER-only sentence: no intent comment -> -1; I-LOCATION after O repaired
-    assert dataset["train"][2]["intent"] == NO_INTENT
+    assert dataset["train"][2]["intent"] == NO_LABEL
     assert train[2]["ner_tags"] == ["B-PERSON", "O", "O", "B-LOCATION", "I-LOCATION"]
     assert "train.conll: repaired 1 I- tags" in caplog.text and "train.conll, line 21" in caplog.text
     assert decoded(dataset["test"])[1] == {
@@ -343,14 +354,26 @@ def test_jsonl_folder_without_split_files(tmp_path):
         load_jsonl(tmp_path)
 
 
-def test_jsonl_custom_pre_tokenizer(tmp_path):
-    from tokenizers.pre_tokenizers import WhitespaceSplit
-
+def test_jsonl_words_are_the_tokenizers(tmp_path, byte_level_tokenizer):
     data = write(
-        tmp_path / "train.jsonl", '{"text": "at 7:30pm!", "entities": [{"start": 3, "end": 10, "label": "T"}]}\n'
+        tmp_path / "train.jsonl", '{"text": "at 7:30pm!", "entities": [{"start": 3, "end": 9, "label": "T"}]}\n'
     )
-    dataset = load_jsonl(data, pre_tokenizer=WhitespaceSplit())
-    assert decoded(dataset["train"])[0] == {"tokens": ["at", "7:30pm!"], "intent": None, "ner_tags": ["O", "B-T"]}
+    assert decoded(load_jsonl(data)["train"])[0] == {
+        "tokens": ["at", "7", ":", "30pm", "!"],
+        "intent": None,
+        "ner_tags": ["O", "B-T", "I-T", "I-T", "O"],
+    }
+    assert decoded(load_jsonl(data, byte_level_tokenizer)["train"])[0] == {
+        "tokens": ["at", "7", ":", "30", "pm", "!"],
+        "intent": None,
+        "ner_tags": ["O", "B-T", "I-T", "I-T", "I-T", "O"],
+    }
+
+
+def test_jsonl_text_without_words_is_an_empty_utterance(tmp_path):
+    data = write(tmp_path / "train.jsonl", '{"text": "\\u200b\\u200b", "intent": "greet"}\n')
+    with pytest.raises(ValueError, match=r"train.jsonl, line 1: empty utterance"):
+        load_jsonl(data)
 
 
 # --- datasets (Hub ids, local files, save_to_disk folders, objects) ---------------------------------------------------
@@ -397,6 +420,45 @@ def test_hf_dataset_string_columns_and_text_only():
     assert dataset["train"][0]["tokens"] == ["Wake", "me", "at", "7", "!"]
     assert dataset["train"]["ner_tags"] == [[], []]
     assert task_label_lists(dataset) == {"intent": ["alarm", "greet", UNK]}
+
+
+def test_hf_dataset_columns_map_to_any_tasks():
+    features = Features(
+        {
+            "words": Sequence(Value("string")),
+            "label": ClassLabel(names=["neg", "pos"]),
+            "register": Value("string"),
+            "pos_tags": Sequence(ClassLabel(names=["O", "B-NOUN", "I-NOUN"])),
+        }
+    )
+    rows = {"words": [["good", "tea"], ["cold", "soup"]], "label": [1, 0], "register": ["casual", None]}
+    rows["pos_tags"] = [[0, 1], [0, 1]]
+    task_columns = {
+        "label": {"task": "sentiment", "level": "sentence"},
+        "register": {"task": "register", "level": "sentence"},
+        "pos_tags": {"task": "pos", "level": "token"},
+    }
+    dataset = load_hf_dataset(
+        DatasetDict({"train": Dataset.from_dict(rows, features=features)}),
+        tokens_column="words",
+        task_columns=task_columns,
+    )
+    train = dataset["train"]
+    assert task_levels(train.features) == {
+        "intent": "sentence",
+        "sentiment": "sentence",
+        "register": "sentence",
+        "ner": "token",
+        "pos": "token",
+    }
+    assert task_label_lists(dataset) == {
+        "sentiment": ["neg", "pos", UNK],
+        "register": ["casual", UNK],
+        "pos": ["O", "B-NOUN", "I-NOUN", UNK],
+    }
+    assert train["register"] == [0, NO_LABEL] and train["pos_tags"] == [[0, 1], [0, 1]]
+    with pytest.raises(ValueError, match=r"task_columns\['label'\] must be"):
+        load_hf_dataset(dataset, tokens_column="tokens", task_columns={"label": {"task": "x", "level": "word"}})
 
 
 def test_hf_dataset_json_files_via_load_dataset(tmp_path):
@@ -456,7 +518,7 @@ def test_combine_intent_only_and_ner_only_sets(tmp_path):
 
 def test_task_label_lists_leaves_out_unannotated_tasks():
     dataset = load_conll(FIXTURES / "conll")
-    ner_only = dataset.map(lambda row: {"intent": NO_INTENT})
+    ner_only = dataset.map(lambda row: {"intent": NO_LABEL})
     assert set(task_label_lists(dataset)) == {"intent", "ner"}
     assert set(task_label_lists(ner_only)) == {"ner"}
 
@@ -479,6 +541,7 @@ def test_default_dataset():
 
 
 def test_synthetic_splits_are_disjoint_in_templates():
+    synthetic_data = load_generator()
     examples = synthetic_data.generate_examples()
     templates = {split: {record["template"] for record in records} for split, records in examples.items()}
     assert not templates["train"] & templates["validation"]
@@ -492,6 +555,7 @@ def test_synthetic_splits_are_disjoint_in_templates():
 
 
 def test_synthetic_regeneration_is_byte_identical(tmp_path):
+    synthetic_data = load_generator()
     written = synthetic_data.write_dataset(tmp_path)
     assert {path.name for path in written.values()} == {"train.jsonl", "validation.jsonl", "test.jsonl", "DATA_CARD.md"}
     for path in written.values():
@@ -547,7 +611,7 @@ def test_tokenize_first_subtoken_round_trip(tokenizer, jsonl_dataset):
             # mapping the labels back through word_ids gives the word tags again
             assert [row["ner_labels"][position] for position in labelled] == row["ner_tags"]
             assert [word_ids[position] for position in labelled] == list(range(len(row["tokens"])))
-            assert row["intent_labels"] == (IGNORE_INDEX if row["intent"] == NO_INTENT else row["intent"])
+            assert row["intent_labels"] == (IGNORE_INDEX if row["intent"] == NO_LABEL else row["intent"])
     assert encoded["train"][4]["intent_labels"] == IGNORE_INDEX  # the example without an intent
     assert encoded["train"][4]["ner_labels"].count(IGNORE_INDEX) > 2  # "Anastazja" has several sub-tokens
 
@@ -657,3 +721,52 @@ def test_trainer_group_by_length_batches(tokenizer, jsonl_dataset, tmp_path, rem
         assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "intent_labels", "ner_labels"}
         output = model(**batch)
         assert torch.isfinite(output.loss)
+
+
+# --- any number of tasks ----------------------------------------------------------------------------------------------
+
+
+def test_jsonl_fields_are_tasks(tokenizer):
+    dataset = load_jsonl(FIXTURES / "four_tasks", tokenizer)
+    assert list(dataset["train"].features) == ["text", "tokens", "intent", "mood", "ner_tags", "acts_tags"]
+    assert task_levels(dataset["train"].features) == {
+        "intent": "sentence",
+        "mood": "sentence",
+        "ner": "token",
+        "acts": "token",
+    }
+    labels = task_label_lists(dataset)
+    assert labels["mood"] == ["annoyed", "calm", UNK]
+    assert labels["acts"] == ["O", "B-POLITE", "I-POLITE", "B-REQUEST", "I-REQUEST", UNK]
+    train = dataset["train"]
+    assert train["mood"][4] == NO_LABEL and train["acts_tags"][5] == []  # partial labels
+    acts = train.features["acts_tags"].feature
+    assert [acts.int2str(tag) for tag in train["acts_tags"][2]] == ["B-POLITE", "B-REQUEST", "I-REQUEST", "O", "O"]
+
+    encoded = tokenize_dataset(dataset, tokenizer)["train"]
+    assert {"intent_labels", "mood_labels", "ner_labels", "acts_labels"} <= set(encoded.column_names)
+    assert encoded["mood_labels"][4] == IGNORE_INDEX and set(encoded["acts_labels"][5]) == {IGNORE_INDEX}
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ('{"text": "a b", "count": 3}', r"line 1: field 'count' is int; every field but 'text' is a task"),
+        ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": []}', r"line 2: field 'mood' is a span list here but"),
+        ('{"text": "a", "sentiment-score": "ok"}', r"line 1: field 'sentiment-score' cannot name a task"),
+        ('{"text": "a b", "acts": [{"start": 0, "end": 9, "label": "X"}]}', r"line 1: entity span \[0, 9\)"),
+    ],
+)
+def test_jsonl_task_fields_errors_name_file_and_line(tmp_path, lines, message):
+    data = write(tmp_path / "train.jsonl", lines + "\n")
+    with pytest.raises(ValueError, match=message):
+        load_jsonl(data)
+
+
+def test_combine_keeps_every_task_of_every_set(tokenizer, tmp_path):
+    four = load_jsonl(FIXTURES / "four_tasks", tokenizer)
+    write(tmp_path / "train.jsonl", '{"text": "hi there", "intent": "greet", "entities": []}\n')
+    combined = combine_datasets(four, load_jsonl(tmp_path, tokenizer))["train"]
+    assert task_levels(combined.features) == task_levels(four["train"].features)
+    assert combined.features["intent"].names[:2] == ["cancel_event", "greet"]
+    assert combined["mood"][-1] == NO_LABEL and combined["acts_tags"][-1] == []

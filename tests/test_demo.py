@@ -119,8 +119,8 @@ def test_predict_shows_the_pipeline_output(nlu, nlu_demo):
     ]
     assert "".join(text for text, _ in pieces) == UTTERANCE
     assert [(text, label) for text, label in pieces if label] == [("Anna", "PERSON"), ("7 am", "TIME")]
-    assert list(nlu_demo.entity_colors) == ["TIME", "PERSON"]  # one colour per type, in label order
-    assert len(set(nlu_demo.entity_colors.values())) == 2
+    assert list(nlu_demo.entity_colors["ner"]) == ["TIME", "PERSON"]  # one colour per type, in label order
+    assert len(set(nlu_demo.entity_colors["ner"].values())) == 2
 
 
 def test_nearest_examples_by_cosine(nlu, nlu_demo, shipped_bank):
@@ -138,13 +138,35 @@ def test_nearest_examples_by_cosine(nlu, nlu_demo, shipped_bank):
     assert [row[0] for row in neighbours] == pytest.approx([cosines[index] for index in ranked], abs=1e-3)
 
 
-def test_blank_text_and_unsuitable_models_are_refused(nlu_demo, tokenizer, shipped_bank):
+def test_blank_text_is_refused(nlu_demo):
     with pytest.raises(gr.Error, match="Type an utterance"):
         nlu_demo.predict("  ")
-    tasks = {"topic": {"level": "sentence", "labels": INTENTS}, "ner": {"level": "token", "labels": NER_TAGS}}
-    topic_only = pipeline("joint-intent-ner", model=tiny_model(tasks=tasks), tokenizer=tokenizer)
-    with pytest.raises(ValueError, match=r"an `intent` head .* sentence tasks \['topic'\]"):
-        app.NluDemo(topic_only, shipped_bank)
+
+
+def test_every_task_has_its_output(tokenizer, shipped_bank):
+    tasks = {
+        "intent": {"level": "sentence", "labels": INTENTS},
+        "topic": {"level": "sentence", "labels": ["work", "home"]},
+        "ner": {"level": "token", "labels": NER_TAGS},
+        "acts": {"level": "token", "labels": ["O", "B-ASK", "I-ASK"]},
+    }
+    nlu = pipeline("joint-intent-ner", model=tiny_model(tasks=tasks), tokenizer=tokenizer)
+    demo = app.NluDemo(nlu, shipped_bank[:4])
+    intents, topics, entities, acts, neighbours = demo.predict(UTTERANCE)
+    expected = nlu(UTTERANCE, top_k=app.NUM_INTENTS_SHOWN)
+    assert topics == {entry["label"]: entry["score"] for entry in expected["topic"]}
+    assert intents == {entry["label"]: entry["score"] for entry in expected["intent"]}
+    assert entities == {"text": UTTERANCE, "entities": expected["entities"]}
+    assert acts == {"text": UTTERANCE, "entities": expected["acts"]}
+    assert list(demo.entity_colors["acts"]) == ["ASK"] and len(neighbours) == app.NUM_NEIGHBOURS
+    components = app.build_app(demo, "tiny").blocks.values()
+    shown = {component.elem_id: type(component).__name__ for component in components if component.elem_id}
+    assert {key: shown[key] for key in ("intent", "topic", "entities", "acts")} == {
+        "intent": "Label",
+        "topic": "Label",
+        "entities": "HighlightedText",
+        "acts": "HighlightedText",
+    }
 
 
 def test_example_bank_is_the_embedded_test_split_else_the_shipped_file(monkeypatch, shipped_bank):

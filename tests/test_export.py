@@ -250,3 +250,37 @@ def gold_annotation(words: list[str], tags: list[str], intent: str) -> dict:
             entities[-1]["end"] = offset + len(word)
         offset += len(word) + 1
     return {"intent": intent, "entities": entities}
+
+
+def test_every_task_goes_through_export_quantization_and_predict(tmp_path, tokenizer, one_thread, capsys):
+    """A four-task model: every head in the graph, every task compared between int8 and fp32 and against the gold
+    labels of the JSONL, and `predict` on the ONNX folder answers every task as the PyTorch pipeline does."""
+    from multitask_bert.training.data import load_jsonl, task_label_lists, task_levels
+
+    data = Path(__file__).parent / "fixtures" / "four_tasks"
+    dataset = load_jsonl(data, tokenizer)
+    levels = task_levels(dataset["train"].features)
+    tasks = {task: {"level": levels[task], "labels": labels} for task, labels in task_label_lists(dataset).items()}
+    model = tiny_model(tasks=tasks)
+    model_dir = tmp_path / "model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    gold = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    texts = [example["text"] for example in gold]
+
+    report = export_onnx(model_dir, tmp_path / "onnx", "int8", texts, None, 4, gold)
+    assert set(report.max_abs_diff) == {f"{task}_logits" for task in tasks} | {"sentence_embedding"}
+    assert {"intent_agreement", "mood_agreement", "entities_f1", "acts_f1"} <= set(report.int8_metrics)
+    scored = {"intent_accuracy", "mood_accuracy", "entity_f1", "acts_f1"}
+    assert {f"fp32_{key}" for key in scored} <= set(report.int8_metrics)
+
+    assert cli.main(["predict", str(tmp_path / "onnx"), *texts[:2]]) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = make_pipeline(model, tokenizer)(texts[:2])
+    for left, right in zip(expected, found, strict=True):
+        assert set(right) == {"intent", "mood", "entities", "acts", "text"}
+        assert {task: left[task]["label"] for task in ("intent", "mood")} == {
+            task: right[task]["label"] for task in ("intent", "mood")
+        }
+        for key in ("entities", "acts"):
+            assert [entity["word"] for entity in left[key]] == [entity["word"] for entity in right[key]]

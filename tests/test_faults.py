@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers.pre_tokenizers import BertPreTokenizer
 
 from multitask_bert.training import cli
-from multitask_bert.training.data import default_data_dir
+from multitask_bert.training.data import default_data_dir, split_words
 
 BIN = Path(sys.executable).parent  # where this environment's `multitask-bert` console script is
 SPLIT_SIZES = {"train": 48, "validation": 16, "test": 16}
@@ -35,7 +34,6 @@ def small_data_dir(tmp_path_factory) -> Path:
     batch of 4 has as many tagged words as any other and 2 processes' mean NER losses average to 1 process's mean.
     """
     folder = tmp_path_factory.mktemp("small_data")
-    words = BertPreTokenizer()
     for split, size in SPLIT_SIZES.items():
         lines = (default_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
         if split == "train":
@@ -45,7 +43,7 @@ def small_data_dir(tmp_path_factory) -> Path:
                 for line, record in zip(lines, records, strict=True)
                 if record.get("intent")
                 and record.get("entities") is not None
-                and len(words.pre_tokenize_str(record["text"])) == TRAIN_WORDS
+                and len(split_words(record["text"])) == TRAIN_WORDS
             ]
         (folder / f"{split}.jsonl").write_text("".join(lines[:size]), encoding="utf-8")
     return folder

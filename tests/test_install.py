@@ -22,6 +22,9 @@ def test_wheel_installs_under_one_namespace(tmp_path):
     assert top_level == {"multitask_bert"}, top_level
     assert "multitask_bert/modeling/modeling_multitask_bert.py" in names
     assert not any(name.startswith("multitask_bert/tests") for name in names)
+    embedded = {f"multitask_bert/training/embedded_data/{split}.jsonl" for split in ("train", "validation", "test")}
+    assert embedded | {"multitask_bert/training/data/jsonl.py"} <= set(names)
+    assert not any("generate_embedded_data" in name for name in names)  # a repository script, not installed
 
     target = tmp_path / "site"
     subprocess.run(

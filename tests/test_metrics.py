@@ -23,7 +23,8 @@ def metric():
 
 
 def examples(intents, tag_lists):
-    return [{"intent": intent, "tags": tags} for intent, tags in zip(intents, tag_lists, strict=True)]
+    """Examples of the default tasks (`intent`, `ner`)."""
+    return [{"labels": [intent], "tags": [tags]} for intent, tags in zip(intents, tag_lists, strict=True)]
 
 
 tag_sequences = st.lists(st.lists(st.sampled_from(TAGS), min_size=1, max_size=8), min_size=1, max_size=6)
@@ -119,8 +120,8 @@ def test_module_loads_offline_without_the_project(tmp_path):
         import evaluate
         metric = evaluate.load({str(METRICS_PATH)!r})
         print(metric.compute(
-            predictions=[{{"intent": "a", "tags": ["B-X", "O"]}}],
-            references=[{{"intent": "a", "tags": ["B-X", "O"]}}],
+            predictions=[{{"labels": ["a"], "tags": [["B-X", "O"]]}}],
+            references=[{{"labels": ["a"], "tags": [["B-X", "O"]]}}],
         )["sentence_accuracy"])
         """,
         tmp_path,
@@ -150,3 +151,36 @@ def test_compute_metrics_names_ids_and_honours_unk_and_ignored_positions():
     assert (result["entity_precision"], result["entity_recall"]) == (0.5, 0.5)
     assert result["entity_UNK_support"] == 1
     assert result["sentence_accuracy"] == 0.5  # examples 0 and 1 carry both annotations; 1 is wrong
+
+
+def test_any_number_of_tasks_are_scored_by_name(metric):
+    """Two sentence tasks and two token tasks: `ner` keeps the `entity_` names, others are named after the task;
+    sentence accuracy needs every task annotated and right."""
+    predicted = [
+        {"labels": ["alarm", "calm"], "tags": [["B-TIME", "O"], ["B-ASK", "I-ASK"]]},
+        {"labels": ["timer", "calm"], "tags": [["O", "O"], ["B-ASK", "O"]]},
+        {"labels": ["timer", "angry"], "tags": [["O", "B-TIME"], ["O", "O"]]},
+    ]
+    gold = [
+        {"labels": ["alarm", "calm"], "tags": [["B-TIME", "O"], ["B-ASK", "I-ASK"]]},
+        {"labels": ["timer", "angry"], "tags": [["O", "O"], ["B-ASK", "O"]]},
+        {"labels": ["timer", ""], "tags": [["O", "B-TIME"], []]},
+    ]
+    result = metric.compute(
+        predictions=predicted,
+        references=gold,
+        sentence_tasks=["intent", "mood"],
+        token_tasks=["ner", "acts"],
+        per_type=False,
+    )
+    assert result == {
+        "intent_accuracy": 1.0,
+        "mood_accuracy": 0.5,
+        "entity_precision": 1.0,
+        "entity_recall": 1.0,
+        "entity_f1": 1.0,
+        "acts_precision": 1.0,
+        "acts_recall": 1.0,
+        "acts_f1": 1.0,
+        "sentence_accuracy": 0.5,  # example 2 lacks a mood and acts; example 1's mood is wrong
+    }

@@ -145,14 +145,15 @@ def test_crf_model_decodes_with_viterbi(tokenizer):
     assert entities[0]["score"] == pytest.approx(1 / len(TAGS))
 
 
-def test_several_token_tasks_are_keyed_by_name(tokenizer):
+def test_token_tasks_are_keyed_by_name_and_ner_by_entities(tokenizer):
     tasks = {
         "intent": {"level": "sentence", "labels": INTENTS},
         "ner": {"level": "token", "labels": TAGS},
         "chunks": {"level": "token", "labels": ["O", "B-NP", "I-NP"]},
     }
     result = make_pipeline(tiny_model(tasks=tasks), tokenizer)("book a table")
-    assert set(result) == {"intent", "ner", "chunks", "text"}
+    assert set(result) == {"intent", "entities", "chunks", "text"}
+    assert all(set(entity) == {"entity_group", "word", "start", "end", "score"} for entity in result["chunks"])
 
 
 def test_saved_pipeline_runs_as_remote_code_with_exact_spans_and_batching(tmp_path, tokenizer):

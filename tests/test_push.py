@@ -211,3 +211,52 @@ def test_push_without_a_token_says_how_to_log_in(hub, model_dir, tmp_path):
     assert result.returncode == 2
     assert "hf auth login" in result.stderr and "HF_TOKEN" in result.stderr
     assert hub.repos == {}
+
+
+FOUR_TASKS = Path(__file__).parent / "fixtures" / "four_tasks"
+PIPELINE_BY_REPO_ID = """
+import json
+from transformers import pipeline
+
+print(json.dumps(pipeline(model={repo_id!r}, trust_remote_code=True)({texts!r})))
+"""
+
+
+def test_four_task_model_trains_pushes_and_predicts_every_task_by_repo_id(hub, tiny_backbone_dir, tmp_path):
+    """JSONL with two sentence tasks (`intent`, `mood`) and two token tasks (`entities` = `ner`, `acts`), some records
+    without `mood` or `acts`: train -> push to the test Hub -> pipeline by repo id where the project is absent."""
+    model_dir = tmp_path / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(FOUR_TASKS), "--output-dir", str(model_dir)]
+    argv += ["--max-steps", "4", "--per-device-train-batch-size", "3", "--save-strategy", "no"]
+    assert cli_main([*argv, "--disable-tqdm", "true"]) == 0
+
+    config = json.loads((model_dir / "config.json").read_text())
+    assert {task: spec["level"] for task, spec in config["tasks"].items()} == {
+        "intent": "sentence",
+        "mood": "sentence",
+        "ner": "token",
+        "acts": "token",
+    }
+    assert config["tasks"]["acts"]["labels"] == ["O", "B-POLITE", "I-POLITE", "B-REQUEST", "I-REQUEST", "UNK"]
+    results = json.loads((model_dir / "eval_results.json").read_text())
+    for metrics in results.values():
+        for key in ("intent_accuracy", "mood_accuracy", "entity_f1", "acts_f1", "sentence_accuracy"):
+            assert 0.0 <= metrics[key] <= 1.0, key
+    card = ModelCard((model_dir / "README.md").read_text())
+    validate_model_card(card)
+    assert "`mood`" in card.text and "`acts`" in card.text and "REQUEST" in card.text
+    assert f"| test | `mood` | {results['test']['mood_accuracy']:.4f} |" in card.text  # scores per task
+
+    result = push(str(model_dir), REPO_ID, env=hub_env(hub, tmp_path / "hf_home", "hf_pushtoken"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    env = hub_env(hub, tmp_path / "fresh_hf_home", token=None, HF_MODULES_CACHE=str(tmp_path / "fresh_modules"))
+    texts = ["wake Anna at noon on friday", "thanks"]
+    code = PIPELINE_BY_REPO_ID.format(repo_id=REPO_ID, texts=texts)
+    predictions = json.loads(run_without_project(code, tmp_path, env=env).stdout)
+    for text, prediction in zip(texts, predictions, strict=True):
+        assert set(prediction) == {"intent", "mood", "entities", "acts", "text"}
+        assert prediction["intent"]["label"] in config["tasks"]["intent"]["labels"]
+        assert prediction["mood"]["label"] in config["tasks"]["mood"]["labels"]
+        for entity in prediction["entities"] + prediction["acts"]:
+            assert text[entity["start"] : entity["end"]] == entity["word"]
+    assert {entity["entity_group"] for entity in predictions[0]["acts"]} <= {"POLITE", "REQUEST"}

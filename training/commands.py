@@ -16,9 +16,19 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, s
 from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+from multitask_bert.modeling.pipeline_multitask_bert import result_key
 
 from .cli import FLAG_STYLE
-from .data import UNK, MultiTaskDataCollator, default_data_dir, load_data, task_label_lists, tokenize_dataset
+from .data import (
+    UNK,
+    MultiTaskDataCollator,
+    default_data_dir,
+    load_data,
+    task_label_lists,
+    task_levels,
+    tokenize_dataset,
+)
+from .data.labels import label_names, tags_column
 from .loading import check_model_location, load_tokenizer
 from .output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
 from .sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
@@ -62,6 +72,13 @@ class DataArguments:
     format: str | None = field(
         default=None, metadata={"help": "jointbert, conll, jsonl or hf. Default: detected from --data."}
     )
+    task_columns: str | None = field(
+        default=None,
+        metadata={
+            "help": 'For `datasets` data (--format hf): which column is which task, as JSON: \'{"label": {"task": '
+            '"sentiment", "level": "sentence"}, "pos_tags": {"task": "pos", "level": "token"}}\'.'
+        },
+    )
     max_length: int = field(
         default=128, metadata={"help": "Longest tokenized utterance; longer ones are cut, with a warning."}
     )
@@ -81,9 +98,12 @@ class DataArguments:
 class TrainDataArguments(DataArguments):
     """The data options of `train`, plus which tasks' losses train."""
 
-    tasks: list[str] = field(
-        default_factory=lambda: ["intent", "ner"],
-        metadata={"help": "Tasks to train, e.g. `--tasks intent` for an intent-only model."},
+    tasks: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Tasks to train, e.g. `--tasks intent` for an intent-only model. Default: every task the data "
+            "labels (and, with --model-name-or-path, every head of the model)."
+        },
     )
 
 
@@ -163,11 +183,20 @@ def command_parser(dataclass_types: list[type], prog: str) -> HfArgumentParser:
     return HfArgumentParser(dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE)
 
 
-def load_dataset_for(data_args: DataArguments, label_lists: dict[str, list[str]] | None = None) -> DatasetDict:
-    """The user's data, or the embedded default; `label_lists` (a trained model's) fix the label ids."""
+def load_dataset_for(
+    data_args: DataArguments, tokenizer: PreTrainedTokenizerBase, label_lists: dict[str, list[str]] | None = None
+) -> DatasetDict:
+    """The user's data, or the embedded default, with texts split into the words of the model's `tokenizer`;
+    `label_lists` (a trained model's) fix the label ids."""
+    options = {"label_lists": label_lists}
+    if data_args.task_columns is not None:
+        try:
+            options["task_columns"] = json.loads(data_args.task_columns)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--task-columns is not JSON ({error.msg}): {data_args.task_columns!r}.") from None
     if data_args.data is None:
-        return load_data(default_data_dir(), "jsonl", label_lists=label_lists)
-    return load_data(data_args.data, data_args.format, label_lists=label_lists)
+        return load_data(default_data_dir(), "jsonl", tokenizer, **options)
+    return load_data(data_args.data, data_args.format, tokenizer, **options)
 
 
 def dataset_and_model(
@@ -188,8 +217,8 @@ def dataset_and_model(
         check_model_location(model_args.model_name_or_path)
         model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
-        dataset = load_dataset_for(data_args, label_lists)
         tokenizer = load_tokenizer(model_args.model_name_or_path)
+        dataset = load_dataset_for(data_args, tokenizer, label_lists)
         if "train" in dataset and (unknown := unknown_train_labels(dataset["train"])):
             counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
             raise ValueError(
@@ -198,23 +227,27 @@ def dataset_and_model(
                 "a new model."
             )
     else:
-        dataset = load_dataset_for(data_args)
-        labels = {task: names for task, names in task_label_lists(dataset).items() if task in data_args.tasks}
-        if not labels:
-            raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
         backbone = model_args.backbone or default_backbone_path()
         check_model_location(backbone)
+        tokenizer = load_tokenizer(backbone)
+        dataset = load_dataset_for(data_args, tokenizer)
+        levels = task_levels(next(iter(dataset.values())).features)
+        tasks = {
+            task: {"level": levels[task], "labels": names}
+            for task, names in task_label_lists(dataset).items()
+            if data_args.tasks is None or task in data_args.tasks
+        }
+        if not tasks:
+            raise ValueError(f"None of the tasks {data_args.tasks or list(levels)} has labels in the train split.")
         model = MultiTaskBertModel.from_backbone(
             backbone,
-            intent_labels=labels.get("intent"),
-            ner_labels=labels.get("ner"),
+            tasks=tasks,
             pooling=model_args.pooling,
             sentence_head_pooling=model_args.sentence_head_pooling,
             sentence_aware_token_heads=model_args.sentence_aware_token_heads,
             use_crf=model_args.use_crf,
             classifier_dropout=model_args.classifier_dropout,
         )
-        tokenizer = load_tokenizer(backbone)
     if "train" not in dataset:
         raise ValueError(f"The data has no train split (it has {list(dataset)}).")
     return dataset, model, tokenizer
@@ -223,12 +256,12 @@ def dataset_and_model(
 def unknown_train_labels(train: Dataset) -> dict[str, int]:
     """Per task, how many labels of `train` the vocabulary lacks (they were mapped to `UNK`)."""
     unknown = {}
-    if "intent" in train.features:
-        unk = train.features["intent"].str2int(UNK)
-        unknown["intent"] = sum(intent == unk for intent in train["intent"])
-    if "ner_tags" in train.features:
-        unk = train.features["ner_tags"].feature.str2int(UNK)
-        unknown["ner"] = sum(tag == unk for tags in train["ner_tags"] for tag in tags)
+    for task, level in task_levels(train.features).items():
+        unk = label_names(train.features, task).index(UNK)
+        if level == "sentence":
+            unknown[task] = sum(label == unk for label in train[task])
+        else:
+            unknown[task] = sum(tag == unk for tags in train[tags_column(task)] for tag in tags)
     return {task: count for task, count in unknown.items() if count}
 
 
@@ -246,10 +279,11 @@ def train(argv: list[str]) -> int:
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
     dataset, model, tokenizer = dataset_and_model(model_args, data_args)
-    if not set(data_args.tasks) & set(model.config.tasks):
+    data_tasks = list(task_levels(dataset["train"].features))
+    trained_tasks = data_args.tasks or [*model.config.tasks, *data_tasks]
+    if not set(trained_tasks) & set(model.config.tasks):
         raise ValueError(
-            f"--tasks {' '.join(data_args.tasks)}: the model has no such head; its heads are "
-            f"{list(model.config.tasks)}."
+            f"--tasks {' '.join(trained_tasks)}: the model has no such head; its heads are {list(model.config.tasks)}."
         )
     # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
     # the backbone's own `max_seq_length`, from the config, so embeddings of long texts match the backbone's).
@@ -257,11 +291,11 @@ def train(argv: list[str]) -> int:
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
     # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
     # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
-    for task in ("intent", "ner"):
+    for task in data_tasks:
         column = f"{task}_labels"
         if task not in model.config.tasks:
             drop_from = list(features)
-        elif task not in data_args.tasks:
+        elif task not in trained_tasks:
             drop_from = ["train"]
         else:
             drop_from = []
@@ -269,7 +303,7 @@ def train(argv: list[str]) -> int:
             if column in features[split].column_names:
                 features[split] = features[split].remove_columns(column)
     if not any(f"{task}_labels" in features["train"].column_names for task in model.config.tasks):
-        raise ValueError(f"None of the tasks {data_args.tasks} has labels in the train split.")
+        raise ValueError(f"None of the tasks {trained_tasks} has labels in the train split.")
     eval_split = "validation" if "validation" in features else None
     if eval_split is None:
         training_args.eval_strategy = "no"
@@ -335,7 +369,8 @@ def evaluate_model(argv: list[str]) -> int:
     check_model_location(extra.model_dir)
     model = AutoModel.from_pretrained(extra.model_dir, trust_remote_code=True)
     tokenizer = load_tokenizer(extra.model_dir)
-    dataset = load_dataset_for(data_args, {task: model.config.task_labels(task) for task in model.config.tasks})
+    label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
+    dataset = load_dataset_for(data_args, tokenizer, label_lists)
     if options.split not in dataset:
         raise ValueError(f"No split {options.split!r} in the data; it has {list(dataset)}.")
     features = tokenize_dataset(
@@ -343,6 +378,12 @@ def evaluate_model(argv: list[str]) -> int:
         tokenizer,
         data_args.max_length,
         data_args.label_all_subtokens,
+    )
+    other_tasks = [
+        f"{task}_labels" for task in task_levels(dataset[options.split].features) if task not in model.config.tasks
+    ]
+    features = features.remove_columns(
+        [column for column in other_tasks if column in features[options.split].column_names]
     )
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer creates its output_dir; evaluation writes nothing
         trainer = MultiTaskTrainer(
@@ -366,8 +407,14 @@ def evaluate_model(argv: list[str]) -> int:
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
-    """Intent accuracy, entity P/R/F1 overall and per type, sentence accuracy, as an aligned text table."""
-    headline = ("intent_accuracy", "entity_f1", "sentence_accuracy", "sts_benchmark_spearman_cosine")
+    """Each task's headline score (`<task>_accuracy`, `entity_f1` / `<task>_f1`), sentence accuracy, the STS score and
+    the F1 per entity type of `ner`, as an aligned text table."""
+    headline = [key for key in metrics if key.endswith("_accuracy") and key != "sentence_accuracy"]
+    task_f1 = [key.removesuffix("_f1") for key in metrics if key.endswith("_f1")]  # per entity type: has a support
+    headline += [
+        f"{prefix}_f1" for prefix in task_f1 if f"{prefix}_recall" in metrics and f"{prefix}_support" not in metrics
+    ]
+    headline += ["sentence_accuracy", "sts_benchmark_spearman_cosine"]
     rows = [(name, metrics[name]) for name in headline if name in metrics]
     per_type = sorted(
         key for key in metrics if key.startswith("entity_") and key.endswith("_f1") and key != "entity_f1"
@@ -414,13 +461,15 @@ def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None
     texts = list(split.select(range(min(count, len(split))))["text"])
     nlu = pipeline("joint-intent-ner", model=str(model_dir), trust_remote_code=True)
     print("\nExample predictions:")
+    config = nlu.model.config
     for prediction in nlu(texts):
-        parts = []  # a single-task model has no intent or no entities
-        if "intent" in prediction:
-            parts.append(f"intent {prediction['intent']['label']} ({prediction['intent']['score']:.2f})")
-        if "entities" in prediction:
-            found = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction["entities"])
-            parts.append(f"entities: {found or 'none'}")
+        parts = [
+            f"{task} {prediction[task]['label']} ({prediction[task]['score']:.2f})" for task in config.sentence_tasks
+        ]
+        for task in config.token_tasks:
+            key = result_key(task)
+            found = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction[key])
+            parts.append(f"{key}: {found or 'none'}")
         print(f"  {prediction['text']!r}\n    {'; '.join(parts)}")
 
 

@@ -28,7 +28,7 @@ from transformers import PreTrainedTokenizerBase, pipeline
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, MultiTaskBertOutput
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX, ConditionalRandomField
-from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK
+from multitask_bert.modeling.pipeline_multitask_bert import PIPELINE_TASK, result_key
 
 from .cli import CommandParser
 from .loading import check_model_location, load_tokenizer
@@ -303,9 +303,10 @@ def compare_models(
     gold: list[dict] | None = None,
 ) -> dict[str, float]:
     """
-    Intent agreement, exact-span entity F1 and mean embedding cosine of `candidate` against `reference`; with `gold`
-    (per text `{"intent", "entities": [{"start", "end", "label"}]}`), also each model's intent accuracy and entity F1
-    against it (`fp32_*`, `int8_*`) and their difference.
+    Per task the agreement (sentence tasks) or exact-span entity F1 (token tasks) of `candidate` against `reference`,
+    and the mean embedding cosine; with `gold` (JSONL records, e.g. `{"intent", "entities": [{"start", "end",
+    "label"}]}`), also each model's scores against it (`fp32_*`, `int8_*`, `score_against_gold`) and the difference
+    of their entity F1.
     """
     expected = pipeline(PIPELINE_TASK, model=reference, tokenizer=tokenizer)(
         texts, batch_size=batch_size, return_embedding=True
@@ -317,9 +318,8 @@ def compare_models(
     for task in reference.config.sentence_tasks:
         same = sum(left[task]["label"] == right[task]["label"] for left, right in zip(expected, found, strict=True))
         metrics[f"{task}_agreement"] = same / len(texts)
-    for key in ("entities", *reference.config.token_tasks):
-        if key in expected[0]:
-            metrics[f"{key}_f1"] = entity_f1([result[key] for result in expected], [result[key] for result in found])
+    for key in map(result_key, reference.config.token_tasks):
+        metrics[f"{key}_f1"] = entity_f1([result[key] for result in expected], [result[key] for result in found])
     cosines = [
         float(np.dot(left[EMBEDDING_OUTPUT], right[EMBEDDING_OUTPUT]))
         / float(np.linalg.norm(left[EMBEDDING_OUTPUT]) * np.linalg.norm(right[EMBEDDING_OUTPUT]))
@@ -328,25 +328,39 @@ def compare_models(
     metrics["embedding_cosine"] = float(np.mean(cosines))
     if gold is not None:
         for name, results in (("fp32", expected), ("int8", found)):
-            metrics.update({f"{name}_{key}": value for key, value in score_against_gold(results, gold).items()})
-        metrics["entity_f1_drop"] = metrics["fp32_entity_f1"] - metrics["int8_entity_f1"]
+            scores = score_against_gold(results, gold, reference.config)
+            metrics.update({f"{name}_{key}": value for key, value in scores.items()})
+        if "fp32_entity_f1" in metrics:
+            metrics["entity_f1_drop"] = metrics["fp32_entity_f1"] - metrics["int8_entity_f1"]
     return metrics
 
 
-def score_against_gold(results: list[dict], gold: list[dict]) -> dict[str, float]:
-    """Intent accuracy and exact-span entity F1 of pipeline results against gold character-span annotations."""
-    gold_entities = [
-        [
-            {"entity_group": entity["label"], "start": entity["start"], "end": entity["end"]}
-            for entity in example["entities"]
+def score_against_gold(results: list[dict], gold: list[dict], config: MultiTaskBertConfig) -> dict[str, float]:
+    """
+    Per task, over the gold examples that label it (JSONL fields: a sentence task's name, `entities` for `ner`, a
+    token task's name), the accuracy of pipeline results (`<task>_accuracy`) or their exact-span entity F1
+    (`entity_f1` for `ner`, `<task>_f1`) against the gold character spans.
+    """
+    scores = {}
+    for task in config.sentence_tasks:
+        pairs = [(result, example[task]) for result, example in zip(results, gold, strict=True) if example.get(task)]
+        if pairs:
+            scores[f"{task}_accuracy"] = sum(result[task]["label"] == label for result, label in pairs) / len(pairs)
+    for task in config.token_tasks:
+        key = result_key(task)
+        pairs = [
+            (result, example[key])
+            for result, example in zip(results, gold, strict=True)
+            if example.get(key) is not None
         ]
-        for example in gold
-    ]
-    correct = sum(result["intent"]["label"] == example["intent"] for result, example in zip(results, gold, strict=True))
-    return {
-        "intent_accuracy": correct / len(gold),
-        "entity_f1": entity_f1(gold_entities, [result["entities"] for result in results]),
-    }
+        if pairs:
+            reference = [
+                [{"entity_group": span["label"], "start": span["start"], "end": span["end"]} for span in spans]
+                for _, spans in pairs
+            ]
+            name = "entity_f1" if task == "ner" else f"{task}_f1"
+            scores[name] = entity_f1(reference, [result[key] for result, _ in pairs])
+    return scores
 
 
 def entity_f1(reference: list[list[dict]], predicted: list[list[dict]]) -> float:
@@ -410,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quantize:
         examples = read_eval_examples(args.eval_file)[: args.eval_limit]
         eval_texts = [example["text"] for example in examples]
-        if examples and all("intent" in example and "entities" in example for example in examples):
+        if examples and all(set(example) - {"text"} for example in examples):  # JSONL with labels
             eval_gold = examples
     report = export_onnx(args.model, args.onnx, args.quantize, eval_texts, args.opset, args.batch_size, eval_gold)
     print(f"wrote {report.onnx_path}")

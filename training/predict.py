@@ -52,7 +52,7 @@ def read_texts(texts: list[str], file: str | None) -> Iterator[str]:
 def build_parser() -> CommandParser:
     parser = CommandParser(
         prog="multitask-bert predict",
-        description="Print intent and entities of each text as one JSON line (line i answers input line i).",
+        description="Print every task's prediction for each text as one JSON line (line i answers input line i).",
     )
     parser.add_argument("model", help="saved model folder or Hub id, or a folder written by `export --onnx`")
     parser.add_argument("texts", nargs="*", help="texts to label; `-` or none: read lines from stdin")

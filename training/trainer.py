@@ -344,35 +344,47 @@ def build_compute_metrics(
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """
     `compute_metrics` for [`MultiTaskTrainer`]: turns its `{task: ids}` predictions and labels into the
-    `multitask_metrics` scores (intent accuracy, seqeval entity P/R/F1, sentence accuracy), naming labels from
-    `config`'s `intent` and `ner` tasks. Label `-100` marks what is not annotated; a gold `unknown_label` is never
-    right. `per_type=False` leaves out the `entity_<TYPE>_*` scores (four per entity type) to keep logs short.
+    `multitask_metrics` scores of every task of `config` (accuracy per sentence-level task, seqeval entity P/R/F1
+    per token-level task, sentence accuracy), naming labels from `config`. Label `-100` marks what is not annotated;
+    a gold `unknown_label` is never right. `per_type=False` leaves out the per-entity-type scores (four per entity
+    type) to keep logs short.
     """
     metric = evaluate.load(str(METRICS_PATH), keep_in_memory=True)
-    intent_names = config.task_labels("intent") if "intent" in config.tasks else None
-    tag_names = config.task_labels("ner") if "ner" in config.tasks else None
+    sentence_tasks, token_tasks = list(config.sentence_tasks), list(config.token_tasks)
+    names = {task: config.task_labels(task) for task in config.tasks}
 
     def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
         predictions, references = eval_prediction.predictions, eval_prediction.label_ids
         if not isinstance(predictions, dict) or not isinstance(references, dict):
             raise TypeError("compute_metrics expects `{task: ids}` predictions and labels, as MultiTaskTrainer gives.")
         num_examples = len(next(iter(references.values())))
-        predicted = [{"intent": "", "tags": []} for _ in range(num_examples)]
-        gold = [{"intent": "", "tags": []} for _ in range(num_examples)]
-        if intent_names is not None and "intent" in references:
-            for index, (predicted_id, gold_id) in enumerate(
-                zip(predictions["intent"], references["intent"], strict=True)
-            ):
-                predicted[index]["intent"] = intent_names[predicted_id]
+        predicted = [
+            {"labels": [""] * len(sentence_tasks), "tags": [[] for _ in token_tasks]} for _ in range(num_examples)
+        ]
+        gold = [{"labels": [""] * len(sentence_tasks), "tags": [[] for _ in token_tasks]} for _ in range(num_examples)]
+        for position, task in enumerate(sentence_tasks):
+            if task not in references:
+                continue
+            for index, (predicted_id, gold_id) in enumerate(zip(predictions[task], references[task], strict=True)):
+                predicted[index]["labels"][position] = names[task][predicted_id]
                 if gold_id != IGNORE_INDEX:
-                    gold[index]["intent"] = intent_names[gold_id]
-        if tag_names is not None and "ner" in references:
-            for index, (predicted_ids, gold_ids) in enumerate(zip(predictions["ner"], references["ner"], strict=True)):
+                    gold[index]["labels"][position] = names[task][gold_id]
+        for position, task in enumerate(token_tasks):
+            if task not in references:
+                continue
+            for index, (predicted_ids, gold_ids) in enumerate(zip(predictions[task], references[task], strict=True)):
                 labelled = gold_ids != IGNORE_INDEX
                 if (predicted_ids[labelled] < 0).any():
                     raise ValueError(f"Example {index} has no predicted tag at some labelled tokens.")
-                predicted[index]["tags"] = [tag_names[i] for i in predicted_ids[labelled]]
-                gold[index]["tags"] = [tag_names[i] for i in gold_ids[labelled]]
-        return metric.compute(predictions=predicted, references=gold, unknown_label=unknown_label, per_type=per_type)
+                predicted[index]["tags"][position] = [names[task][i] for i in predicted_ids[labelled]]
+                gold[index]["tags"][position] = [names[task][i] for i in gold_ids[labelled]]
+        return metric.compute(
+            predictions=predicted,
+            references=gold,
+            sentence_tasks=sentence_tasks,
+            token_tasks=token_tasks,
+            unknown_label=unknown_label,
+            per_type=per_type,
+        )
 
     return compute_metrics

@@ -5,35 +5,41 @@ import evaluate
 from seqeval.metrics.sequence_labeling import get_entities, precision_recall_fscore_support
 
 _DESCRIPTION = """
-Scores one forward pass of a joint intent + entity model, as in JointBERT-style evaluations:
+Scores one forward pass of a multi-task model (sentence-level labels and token-level BIO tags), as in JointBERT-style
+evaluations of intent + entities, for any number of tasks:
 
-- `intent_accuracy`: share of examples with a reference intent whose predicted intent is right;
-- `entity_precision`, `entity_recall`, `entity_f1`: entity-level micro scores from seqeval (conlleval rules);
-- `entity_<TYPE>_precision`, `_recall`, `_f1`, `_support`: the same per entity type;
-- `sentence_accuracy`: share of examples annotated with both an intent and tags whose intent and every tag are right.
+- `<task>_accuracy` per sentence-level task (`intent_accuracy`): share of examples with a reference label whose
+  predicted label is right;
+- `<prefix>_precision`, `<prefix>_recall`, `<prefix>_f1` per token-level task: entity-level micro scores from seqeval
+  (conlleval rules); the prefix is `entity` for the task `ner` (`entity_f1`), the task's name otherwise;
+- `<prefix>_<TYPE>_precision`, `_recall`, `_f1`, `_support`: the same per entity type;
+- `sentence_accuracy` (with two tasks or more): share of examples annotated for every task whose labels and tags are
+  all right.
 
 `unknown_label` (default `"UNK"`, a label unseen in training) never counts as right, on either side: a reference
-intent `UNK` is wrong whatever the prediction, a run of reference tags `UNK` is one entity of type `UNK` that no
-prediction can match, a predicted intent `UNK` is wrong, and a run of predicted tags `UNK` is one entity of type
+label `UNK` is wrong whatever the prediction, a run of reference tags `UNK` is one entity of type `UNK` that no
+prediction can match, a predicted label `UNK` is wrong, and a run of predicted tags `UNK` is one entity of type
 `UNK_predicted`, which no reference has (a false positive, and a wrong tag for sentence accuracy; it has no
-per-type scores). An empty
-reference (intent `""`, tags `[]`) means that part of the example is not annotated: it is left out of the scores.
-Scores with nothing to count are left out of the result.
+per-type scores). An empty reference (label `""`, tags `[]`) means that task of the example is not annotated: it is
+left out of the scores. Scores with nothing to count are left out of the result.
 """
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: one `{"intent": str, "tags": list[str]}` per example (tags in BIO, one per word).
-    references: the same for the gold annotation; `intent` `""` or `tags` `[]` where that part is not annotated.
+    predictions: one `{"labels": list[str], "tags": list[list[str]]}` per example: a label per sentence-level task
+        and a list of tags (BIO, one per word) per token-level task, in the order of `sentence_tasks`/`token_tasks`.
+    references: the same for the gold annotation; a label `""` or tags `[]` where that task is not annotated.
+    sentence_tasks: names of the sentence-level tasks (default `["intent"]`).
+    token_tasks: names of the token-level tasks (default `["ner"]`).
     unknown_label: the label that marks references unseen in training (default `"UNK"`).
-    per_type: whether to add the `entity_<TYPE>_*` scores (default `True`).
+    per_type: whether to add the per-entity-type scores (default `True`).
 Returns:
-    a flat dict of floats (and integer `entity_<TYPE>_support` counts).
+    a flat dict of floats (and integer `<prefix>_<TYPE>_support` counts).
 Examples:
     >>> metric = evaluate.load("training/metrics/multitask_metrics")
     >>> metric.compute(
-    ...     predictions=[{"intent": "set_alarm", "tags": ["O", "B-TIME"]}],
-    ...     references=[{"intent": "set_alarm", "tags": ["O", "B-TIME"]}],
+    ...     predictions=[{"labels": ["set_alarm"], "tags": [["O", "B-TIME"]]}],
+    ...     references=[{"labels": ["set_alarm"], "tags": [["O", "B-TIME"]]}],
     ... )["sentence_accuracy"]
     1.0
 """
@@ -53,7 +59,10 @@ _CITATION = """
 }
 """
 
-_EXAMPLE = {"intent": datasets.Value("string"), "tags": datasets.Sequence(datasets.Value("string"))}
+_EXAMPLE = {
+    "labels": datasets.Sequence(datasets.Value("string")),
+    "tags": datasets.Sequence(datasets.Sequence(datasets.Value("string"))),
+}
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -67,43 +76,66 @@ class MultitaskMetrics(evaluate.Metric):
             reference_urls=["https://github.com/chakki-works/seqeval"],
         )
 
-    def _compute(self, predictions, references, unknown_label="UNK", per_type=True):
+    def _compute(
+        self,
+        predictions,
+        references,
+        sentence_tasks=("intent",),
+        token_tasks=("ner",),
+        unknown_label="UNK",
+        per_type=True,
+    ):
         results = {}
-        intent_pairs = [(p["intent"], r["intent"]) for p, r in zip(predictions, references, strict=True) if r["intent"]]
-        if intent_pairs:
-            results["intent_accuracy"] = sum(
-                intent_is_right(predicted, gold, unknown_label) for predicted, gold in intent_pairs
-            ) / len(intent_pairs)
+        for position, task in enumerate(sentence_tasks):
+            pairs = [
+                (p["labels"][position], r["labels"][position]) for p, r in zip(predictions, references, strict=True)
+            ]
+            pairs = [(predicted, gold) for predicted, gold in pairs if gold]
+            if pairs:
+                right = sum(label_is_right(predicted, gold, unknown_label) for predicted, gold in pairs)
+                results[f"{task}_accuracy"] = right / len(pairs)
 
-        tagged = [(p["tags"], r["tags"]) for p, r in zip(predictions, references, strict=True) if r["tags"]]
-        for index, (predicted, gold) in enumerate(tagged):
-            if len(predicted) != len(gold):
-                raise ValueError(
-                    f"Tagged example {index} has {len(predicted)} predicted tags but {len(gold)} reference tags."
+        for position, task in enumerate(token_tasks):
+            pairs = [(p["tags"][position], r["tags"][position]) for p, r in zip(predictions, references, strict=True)]
+            tagged = [(predicted, gold) for predicted, gold in pairs if gold]
+            for index, (predicted, gold) in enumerate(tagged):
+                if len(predicted) != len(gold):
+                    raise ValueError(
+                        f"Tagged example {index} has {len(predicted)} predicted tags but {len(gold)} reference tags."
+                    )
+            if tagged:
+                results.update(
+                    entity_scores(
+                        [
+                            unknown_as_entity(predicted, unknown_label, PREDICTED_UNKNOWN_TYPE)
+                            for predicted, _ in tagged
+                        ],
+                        [unknown_as_entity(gold, unknown_label, unknown_label) for _, gold in tagged],
+                        per_type,
+                        score_prefix(task),
+                    )
                 )
-        if tagged:
-            results.update(
-                entity_scores(
-                    [unknown_as_entity(predicted, unknown_label, PREDICTED_UNKNOWN_TYPE) for predicted, _ in tagged],
-                    [unknown_as_entity(gold, unknown_label, unknown_label) for _, gold in tagged],
-                    per_type,
-                )
-            )
 
-        both = [(p, r) for p, r in zip(predictions, references, strict=True) if r["intent"] and r["tags"]]
-        if both:
+        pairs = zip(predictions, references, strict=True)
+        complete = [(p, r) for p, r in pairs if all(r["labels"]) and all(r["tags"])]
+        if complete and len(sentence_tasks) + len(token_tasks) > 1:
             results["sentence_accuracy"] = sum(
-                intent_is_right(p["intent"], r["intent"], unknown_label)
-                and tags_are_right(p["tags"], r["tags"], unknown_label)
-                for p, r in both
-            ) / len(both)
+                all(label_is_right(*pair, unknown_label) for pair in zip(p["labels"], r["labels"], strict=True))
+                and all(tags_are_right(*pair, unknown_label) for pair in zip(p["tags"], r["tags"], strict=True))
+                for p, r in complete
+            ) / len(complete)
         return results
+
+
+def score_prefix(token_task):
+    """`entity` for the task `ner` (`entity_f1`), the task's name for any other token-level task."""
+    return "entity" if token_task == "ner" else token_task
 
 
 PREDICTED_UNKNOWN_TYPE = "UNK_predicted"
 
 
-def intent_is_right(predicted, gold, unknown_label):
+def label_is_right(predicted, gold, unknown_label):
     return gold != unknown_label and predicted == gold
 
 
@@ -127,11 +159,11 @@ def unknown_as_entity(tags, unknown_label, entity_type):
     return converted
 
 
-def entity_scores(predicted_tags, gold_tags, per_type):
+def entity_scores(predicted_tags, gold_tags, per_type, prefix):
     precision, recall, f1, _ = precision_recall_fscore_support(
         gold_tags, predicted_tags, average="micro", zero_division=0
     )
-    scores = {"entity_precision": float(precision), "entity_recall": float(recall), "entity_f1": float(f1)}
+    scores = {f"{prefix}_precision": float(precision), f"{prefix}_recall": float(recall), f"{prefix}_f1": float(f1)}
     if not per_type:
         return scores
     # Per type, in seqeval's order (as in its classification_report).
@@ -142,8 +174,8 @@ def entity_scores(predicted_tags, gold_tags, per_type):
     for entity_type, precision, recall, f1, support in zip(entity_types, *type_scores, strict=True):
         if entity_type == PREDICTED_UNKNOWN_TYPE:  # not a type of the data: counted in the overall scores only
             continue
-        scores[f"entity_{entity_type}_precision"] = float(precision)
-        scores[f"entity_{entity_type}_recall"] = float(recall)
-        scores[f"entity_{entity_type}_f1"] = float(f1)
-        scores[f"entity_{entity_type}_support"] = int(support)
+        scores[f"{prefix}_{entity_type}_precision"] = float(precision)
+        scores[f"{prefix}_{entity_type}_recall"] = float(recall)
+        scores[f"{prefix}_{entity_type}_f1"] = float(f1)
+        scores[f"{prefix}_{entity_type}_support"] = int(support)
     return scores

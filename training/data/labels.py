@@ -1,0 +1,168 @@
+"""Label vocabularies (`UNK` for labels unseen in train), the `datasets.Features` of loaded data, and the encoding of
+read examples into a `DatasetDict` under one vocabulary per task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+logger = logging.getLogger(__name__)
+
+UNK = "UNK"
+NO_LABEL = -1
+TAGS_SUFFIX = "_tags"
+
+
+@dataclass
+class RawExample:
+    """
+    One utterance before label encoding: `labels` has a label (or `None`: not annotated) per sentence-level task,
+    `tags` one BIO tag per word (or `[]`: not annotated) per token-level task; `where` (e.g. `"train.conll, line
+    12"`) goes into error messages.
+    """
+
+    text: str
+    tokens: list[str]
+    labels: dict[str, str | None]
+    tags: dict[str, list[str]]
+    where: str
+
+
+def tags_column(task: str) -> str:
+    """The column of a token-level task's tags: `ner_tags` for `ner`."""
+    return task + TAGS_SUFFIX
+
+
+def data_features(sentence_labels: Mapping[str, list[str]], token_labels: Mapping[str, list[str]]) -> Features:
+    """`text`, `tokens`, a `ClassLabel` column per sentence-level task, a `Sequence(ClassLabel)` `<task>_tags` column
+    per token-level task."""
+    features = {"text": Value("string"), "tokens": Sequence(Value("string"))}
+    features.update({task: ClassLabel(names=names) for task, names in sentence_labels.items()})
+    features.update({tags_column(task): Sequence(ClassLabel(names=names)) for task, names in token_labels.items()})
+    return Features(features)
+
+
+def task_levels(features: Features) -> dict[str, str]:
+    """Task name -> `"sentence"` or `"token"`, in column order, read from the features."""
+    levels = {}
+    for column, feature in features.items():
+        if isinstance(feature, ClassLabel):
+            levels[column] = "sentence"
+        elif column.endswith(TAGS_SUFFIX) and isinstance(getattr(feature, "feature", None), ClassLabel):
+            levels[column.removesuffix(TAGS_SUFFIX)] = "token"
+    return levels
+
+
+def label_names(features: Features, task: str) -> list[str]:
+    """A task's label names, in id order."""
+    feature = features[task] if task in features else features[tags_column(task)].feature
+    return list(feature.names)
+
+
+def bio_tag_names(entity_types: list[str]) -> list[str]:
+    """`O`, then `B-`/`I-` for every entity type in sorted order, then `UNK`."""
+    return ["O"] + [f"{prefix}-{entity_type}" for entity_type in sorted(entity_types) for prefix in "BI"] + [UNK]
+
+
+def label_lists_from_train(
+    train: list[RawExample], sentence_tasks: list[str], token_tasks: list[str]
+) -> dict[str, list[str]]:
+    """Per sentence-level task its sorted labels then `UNK`; per token-level task `bio_tag_names` of its types."""
+    label_lists = {}
+    for task in sentence_tasks:
+        labels = {example.labels.get(task) for example in train} - {None}
+        label_lists[task] = sorted(labels) + [UNK]
+    for task in token_tasks:
+        types = {tag[2:] for example in train for tag in example.tags.get(task, []) if tag != "O"}
+        label_lists[task] = bio_tag_names(list(types))
+    return label_lists
+
+
+def checked_label_lists(label_lists: Mapping[str, list[str]], token_tasks: list[str]) -> dict[str, list[str]]:
+    """Given vocabularies (e.g. a model's); `UNK` is appended where missing, a token task's must start with `O`."""
+    checked = {}
+    for task, names in label_lists.items():
+        names = list(names)
+        if task in token_tasks and (not names or names[0] != "O"):
+            raise ValueError(f"The {task} label list must start with 'O'; got {names[:3]}...")
+        checked[task] = names + [UNK] * (UNK not in names)
+    return checked
+
+
+def build_dataset_dict(
+    splits: Mapping[str, list[RawExample]],
+    label_lists: Mapping[str, list[str]] | None,
+    source: str,
+    sentence_tasks: Iterable[str] = ("intent",),
+    token_tasks: Iterable[str] = ("ner",),
+) -> DatasetDict:
+    """
+    Encode read examples with one vocabulary per task: from train, or `label_lists` (e.g. a model's; a task it
+    lacks has only `UNK`). Labels that the vocabulary lacks become `UNK`, with a warning.
+    """
+    sentence_tasks, token_tasks = list(sentence_tasks), list(token_tasks)
+    if label_lists is None:
+        if "train" not in splits:
+            raise ValueError(f"{source}: no train split to take the label vocabulary from; pass `label_lists`.")
+        given = label_lists_from_train(splits["train"], sentence_tasks, token_tasks)
+    else:
+        given = {task: ["O"] if task in token_tasks else [] for task in [*sentence_tasks, *token_tasks]}
+        given = checked_label_lists({**given, **label_lists}, token_tasks)
+    features = data_features(
+        {task: given[task] for task in sentence_tasks}, {task: given[task] for task in token_tasks}
+    )
+    result = {}
+    for split in ("train", "validation", "test"):
+        if split in splits:
+            result[split] = _encode_split(splits[split], features, sentence_tasks, token_tasks, f"{source}, {split}")
+    return DatasetDict(result)
+
+
+def _encode_split(
+    examples: list[RawExample], features: Features, sentence_tasks: list[str], token_tasks: list[str], source: str
+) -> Dataset:
+    classes = {task: features[task] for task in sentence_tasks}
+    classes.update({task: features[tags_column(task)].feature for task in token_tasks})
+    known = {task: set(feature.names) for task, feature in classes.items()}
+    unseen: set[str] = set()
+    columns: dict[str, list] = {column: [] for column in features}
+    for example in examples:
+        columns["text"].append(example.text)
+        columns["tokens"].append(example.tokens)
+        for task in sentence_tasks:
+            label = example.labels.get(task)
+            if label is not None and label not in known[task]:
+                unseen.add(f"{task} {label}")
+                label = UNK
+            columns[task].append(NO_LABEL if label is None else classes[task].str2int(label))
+        for task in token_tasks:
+            tags = example.tags.get(task, [])
+            unseen.update(f"{task} tag {tag}" for tag in tags if tag not in known[task])
+            ids = [classes[task].str2int(tag if tag in known[task] else UNK) for tag in tags]
+            columns[tags_column(task)].append(ids)
+    if unseen:
+        logger.warning(
+            "%s split: %d labels are not in the vocabulary and map to UNK: %s.",
+            source,
+            len(unseen),
+            ", ".join(sorted(unseen)),
+        )
+    return Dataset.from_dict(columns, features=features)
+
+
+def task_label_lists(dataset_dict: DatasetDict) -> dict[str, list[str]]:
+    """
+    `{task: labels}` from the features (shared by all splits), in id order with `UNK` last, sentence-level tasks
+    first. A task without any annotation in the train split (without one: the first split) is left out.
+    """
+    reference = dataset_dict["train"] if "train" in dataset_dict else next(iter(dataset_dict.values()))
+    label_lists = {}
+    for task, level in task_levels(reference.features).items():
+        if level == "sentence" and any(label != NO_LABEL for label in reference[task]):
+            label_lists[task] = label_names(reference.features, task)
+        elif level == "token" and any(len(tags) for tags in reference[tags_column(task)]):
+            label_lists[task] = label_names(reference.features, task)
+    return label_lists
