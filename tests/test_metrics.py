@@ -70,8 +70,29 @@ def test_per_type_scores_can_be_left_out(metric):
         references=examples(["alarm"], [["B-PERSON", "B-TIME"]]),
         per_type=False,
     )
-    assert set(result) == {"intent_accuracy", "entity_precision", "entity_recall", "entity_f1", "sentence_accuracy"}
+    assert set(result) == {
+        "intent_accuracy",
+        "intent_macro_f1",
+        "entity_precision",
+        "entity_recall",
+        "entity_f1",
+        "sentence_accuracy",
+    }
     assert (result["entity_precision"], result["entity_recall"]) == (1.0, 0.5)
+
+
+def test_sentence_macro_f1_equals_scikit_learn_and_never_credits_unk(metric):
+    from sklearn.metrics import f1_score as sklearn_f1
+
+    gold = ["alarm", "alarm", "alarm", "timer", "rare", "UNK"]
+    predicted = ["alarm", "alarm", "timer", "timer", "alarm", "UNK"]
+    result = metric.compute(predictions=examples(predicted, [["O"]] * 6), references=examples(gold, [["O"]] * 6))
+    # The gold UNK is a class nobody predicts, the predicted UNK one that no reference holds: both score 0.
+    expected = sklearn_f1(gold, [*predicted[:5], "UNK_predicted"], average="macro", zero_division=0)
+    assert result["intent_macro_f1"] == pytest.approx(expected)
+    assert result["intent_macro_f1"] < result["intent_accuracy"]  # the missed rare label weighs as much as alarm
+    perfect = metric.compute(predictions=examples(gold[:5], [["O"]] * 5), references=examples(gold[:5], [["O"]] * 5))
+    assert perfect["intent_macro_f1"] == 1.0
 
 
 def test_a_gold_unk_is_never_right(metric):
@@ -175,7 +196,9 @@ def test_any_number_of_tasks_are_scored_by_name(metric):
     )
     assert result == {
         "intent_accuracy": 1.0,
+        "intent_macro_f1": 1.0,
         "mood_accuracy": 0.5,
+        "mood_macro_f1": pytest.approx(1 / 3),  # calm: 1 right of 2 predicted, 1 gold (F1 2/3); angry: 0
         "entity_precision": 1.0,
         "entity_recall": 1.0,
         "entity_f1": 1.0,
