@@ -23,7 +23,6 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
-from multitask_bert.training.training_args import cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "atis"
@@ -240,6 +239,12 @@ def matmul_peak_flops(dtype: torch.dtype = torch.float32, size: int = 1024, repe
 
 
 NER = ["O"] + [f"{prefix}-{kind}" for kind in ("TIME", "DATE", "PERSON", "CITY") for prefix in ("B", "I")]
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): torch's own (private) CPU probes."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def cpu_model() -> str:

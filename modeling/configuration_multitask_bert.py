@@ -134,6 +134,11 @@ class MultiTaskBertConfig(PreTrainedConfig):
             duplicates = sorted({label for label in labels if labels.count(label) > 1})
             if duplicates:
                 raise ValueError(f"Task {name!r} lists these labels more than once: {duplicates}.")
+        if self.sentence_aware_token_heads and not (self.sentence_tasks and self.token_tasks):
+            levels = {name: spec["level"] for name, spec in self.tasks.items()}
+            raise ValueError(
+                f"`sentence_aware_token_heads` needs a sentence-level and a token-level task; got {levels}."
+            )
         unknown = sorted(set(self.task_weights or {}) - set(self.tasks))
         if unknown:
             raise ValueError(f"`task_weights` names tasks that do not exist: {unknown}; tasks: {list(self.tasks)}.")

@@ -85,8 +85,9 @@ class Pooling(nn.Module):
             return token_states[:, 0]
         mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
         if self.scorer is not None:
-            scores = self.scorer(token_states).masked_fill(mask == 0, torch.finfo(token_states.dtype).min)
-            return (torch.softmax(scores, dim=1) * token_states).sum(dim=1)
+            # Scores and softmax in fp32: under autocast the scorer gives bf16/fp16, which cannot hold fp32's minimum.
+            scores = self.scorer(token_states).float().masked_fill(mask == 0, torch.finfo(torch.float32).min)
+            return (torch.softmax(scores, dim=1).to(token_states.dtype) * token_states).sum(dim=1)
         if self.mode == "max":
             padded = token_states.masked_fill(mask == 0, torch.finfo(token_states.dtype).min)
             return padded.max(dim=1).values
@@ -228,7 +229,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
                 name: nn.Linear(len(config.tasks[name]["labels"]), hidden_size, bias=False)
                 for name in config.sentence_tasks
             }
-            if config.sentence_aware_token_heads and config.token_tasks
+            if config.sentence_aware_token_heads
             else {}
         )
         self.crfs = nn.ModuleDict(
@@ -338,14 +339,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             pooled = self.head_pooling(token_states, attention_mask)
         pooled_features = self.dropout(pooled)
         token_features = self.dropout(token_states)
-        sentence_logits = {name: self.heads[name](pooled_features) for name in self.config.sentence_tasks}
+        logits = {name: self.heads[name](pooled_features) for name in self.config.sentence_tasks}
         if self.sentence_label_embeddings:
-            predicted = [
-                self.sentence_label_embeddings[name](sentence_logits[name].softmax(-1)) for name in sentence_logits
-            ]
+            predicted = [self.sentence_label_embeddings[name](logits[name].softmax(-1)) for name in logits]
             token_features = token_features + sum(predicted).unsqueeze(1)
-        token_logits = {name: self.heads[name](token_features) for name in self.config.token_tasks}
-        logits = {name: {**sentence_logits, **token_logits}[name] for name in self.heads}
+        logits.update({name: self.heads[name](token_features) for name in self.config.token_tasks})
+        logits = {name: logits[name] for name in self.heads}  # in the order of `config.tasks`
 
         losses = {name: self._task_loss(name, logits[name], labels) for name, labels in task_labels.items()}
         loss = self._joint_loss(losses) if losses else None

@@ -97,10 +97,15 @@ def test_per_task_losses_are_logged_as_interval_means(tokenizer, tmp_path):
     assert metrics["eval_loss"] == pytest.approx(2.0 * metrics["eval_loss_intent"] + 0.5 * metrics["eval_loss_ner"])
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU, bf16 autocasts there, not on the CPU")
-def test_bf16_trains_under_cpu_autocast_without_asking_for_use_cpu(tokenizer, tmp_path):
+@pytest.mark.skipif(torch.accelerator.is_available(), reason="with an accelerator, bf16 autocasts there")
+@pytest.mark.parametrize(
+    "model_settings", [{}, {"sentence_head_pooling": "attention", "sentence_aware_token_heads": True}]
+)
+def test_bf16_trains_under_cpu_autocast_without_asking_for_use_cpu(tokenizer, tmp_path, model_settings):
+    model = tiny_model(**model_settings).train()
     # Without the teacher pass (it runs before training, in fp32), every forward pass is a training step.
-    trainer = make_trainer(tokenizer, tmp_path, bf16=True, max_steps=2, embedding_preservation_weight=0.0)
+    settings = dict(bf16=True, max_steps=2, embedding_preservation_weight=0.0)
+    trainer = make_trainer(tokenizer, tmp_path, model=model, **settings)
     assert trainer.args.use_cpu and trainer.args.device.type == "cpu"
     head_output_dtypes = []
     trainer.model.heads["intent"].register_forward_hook(

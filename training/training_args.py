@@ -6,12 +6,9 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
-from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+from transformers.utils import is_torch_xla_available, logging
 
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -43,8 +40,9 @@ class MultiTaskTrainingArguments(TrainingArguments):
             example's sentence embedding and the embedding the model gave it before training (computed once, before
             the first step), so the embedding stays a general-purpose one. 0 turns it off.
 
-    `bf16=True` on a machine without a bf16 accelerator trains on the CPU under bf16 autocast (transformers alone
-    would ask for `use_cpu=True` as well); it pays off on CPUs with native bf16 ([`cpu_has_native_bf16`]).
+    `bf16=True` on a machine without any accelerator trains on the CPU under bf16 autocast (transformers alone would
+    ask for `use_cpu=True` as well); it pays off on CPUs with native bf16 (AVX512-BF16 or AMX). With an accelerator
+    that lacks bf16, transformers' error stands.
     """
 
     _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "task_weights"]
@@ -91,7 +89,9 @@ class MultiTaskTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
-        if (self.bf16 or self.bf16_full_eval) and not (is_torch_bf16_gpu_available() or is_torch_xla_available()):
+        no_accelerator = not (torch.accelerator.is_available() or is_torch_xla_available())
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and no_accelerator:
+            logger.info("bf16 without an accelerator: training on the CPU under bf16 autocast.")
             self.use_cpu = True
         super().__post_init__()
         if self.task_weights is not None:

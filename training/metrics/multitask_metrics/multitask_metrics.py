@@ -12,7 +12,9 @@ evaluations of intent + entities, for any number of tasks:
 - `<task>_accuracy` per sentence-level task (`intent_accuracy`): share of examples with a reference label whose
   predicted label is right;
 - `<task>_macro_f1` per sentence-level task: the unweighted mean of the per-label F1 scores (scikit-learn), over every
-  label that the references or the predictions hold, so rare labels count as much as frequent ones;
+  real label that the references or the predictions hold (not `unknown_label`: a reference `UNK` still counts as a
+  false positive of whatever was predicted, a predicted `UNK` as a miss of the reference label), so rare labels count
+  as much as frequent ones;
 - `<prefix>_precision`, `<prefix>_recall`, `<prefix>_f1` per token-level task: entity-level micro scores from seqeval
   (conlleval rules); the prefix is `entity` for the task `ner` (`entity_f1`), the task's name otherwise;
 - `<prefix>_<TYPE>_precision`, `_recall`, `_f1`, `_support`: the same per entity type;
@@ -97,10 +99,12 @@ class MultitaskMetrics(evaluate.Metric):
             if pairs:
                 right = sum(label_is_right(predicted, gold, unknown_label) for predicted, gold in pairs)
                 results[f"{task}_accuracy"] = right / len(pairs)
-                # A predicted UNK is a label of its own that no reference holds, so it never matches a reference UNK.
-                predicted = [PREDICTED_UNKNOWN_TYPE if label == unknown_label else label for label, _ in pairs]
-                gold = [label for _, label in pairs]
-                results[f"{task}_macro_f1"] = float(f1_score(gold, predicted, average="macro", zero_division=0))
+                predicted, gold = [label for label, _ in pairs], [label for _, label in pairs]
+                real_labels = sorted((set(predicted) | set(gold)) - {unknown_label})
+                if real_labels:
+                    results[f"{task}_macro_f1"] = float(
+                        f1_score(gold, predicted, labels=real_labels, average="macro", zero_division=0)
+                    )
 
         for position, task in enumerate(token_tasks):
             pairs = [(p["tags"][position], r["tags"][position]) for p, r in zip(predictions, references, strict=True)]
