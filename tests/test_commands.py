@@ -87,6 +87,8 @@ def test_tasks_option_selects_among_the_tasks_of_the_data(tmp_path, tiny_backbon
 
     data = Path(__file__).parent / "fixtures" / "four_tasks"
     argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(data), "--output-dir", str(tmp_path / "m")]
+    assert cli.main([*argv, *FAST, "--tasks", "mood", "atcs"]) == 2  # a misspelt task is named, not skipped
+    assert "--tasks atcs: the model has no such head" in capsys.readouterr().err
     assert cli.main([*argv, *FAST, "--tasks", "mood", "acts"]) == 0
     assert set(MultiTaskBertConfig.from_pretrained(tmp_path / "m").tasks) == {"mood", "acts"}
     assert cli.main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--json"]) == 0
@@ -169,6 +171,20 @@ def test_continuing_refuses_a_missing_head_and_labels_the_model_lacks(trained, s
         (new_data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert cli.main([*argv, "--data", str(new_data)]) == 2
     assert re.search(r"train split has labels that .* does not know \(1 intent;", capsys.readouterr().err)
+
+    # Tasks of the data that the model lacks are no unknown labels: the model trains its own heads on such data.
+    more_tasks = tmp_path / "more_tasks"
+    more_tasks.mkdir()
+    for split in SPLIT_SIZES:
+        records = [
+            json.loads(line) for line in (small_data / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        lines = [
+            json.dumps({**record, "mood": "calm" if number % 2 else "urgent"}) for number, record in enumerate(records)
+        ]
+        (more_tasks / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli.main([*argv, "--data", str(more_tasks), "--overwrite-output-dir"]) == 0
+    assert set(json.loads((tmp_path / "out" / "config.json").read_text())["tasks"]) == {"intent", "ner"}
 
 
 def test_model_card_states_the_run_in_words_and_its_numbers_match_eval_results(trained):

@@ -751,7 +751,7 @@ def test_jsonl_fields_are_tasks(tokenizer):
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        ('{"text": "a b", "count": 3}', r"line 1: field 'count' is int; every field but 'text' is a task"),
+        ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": 3}', r"line 2: 'mood' must be a non-empty string"),
         ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": []}', r"line 2: field 'mood' is a span list here but"),
         ('{"text": "a", "sentiment-score": "ok"}', r"line 1: field 'sentiment-score' cannot name a task"),
         ('{"text": "a b", "acts": [{"start": 0, "end": 9, "label": "X"}]}', r"line 1: entity span \[0, 9\)"),
@@ -761,6 +761,20 @@ def test_jsonl_task_fields_errors_name_file_and_line(tmp_path, lines, message):
     data = write(tmp_path / "train.jsonl", lines + "\n")
     with pytest.raises(ValueError, match=message):
         load_jsonl(data)
+
+
+def test_jsonl_metadata_fields_are_no_tasks(tokenizer, tmp_path, caplog):
+    records = [
+        {"text": f"wake me at {hour}", "intent": "set_alarm", "id": f"rec-{hour}", "count": hour, "ok": True}
+        for hour in range(1, 25)
+    ]
+    records[0]["mood"] = "calm"  # a task that one record labels: kept
+    data = write(tmp_path / "train.jsonl", "\n".join(json.dumps(record) for record in records) + "\n")
+    dataset = load_jsonl(data, tokenizer)
+    assert task_levels(dataset["train"].features) == {"intent": "sentence", "mood": "sentence", "ner": "token"}
+    assert "'id' has a different value in every train record" in caplog.text
+    few = write(tmp_path / "few" / "train.jsonl", "\n".join(json.dumps(record) for record in records[:5]) + "\n")
+    assert "id" in task_levels(load_jsonl(few, tokenizer)["train"].features)  # too few records to tell
 
 
 def test_combine_keeps_every_task_of_every_set(tokenizer, tmp_path):

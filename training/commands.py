@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def dataset_and_model(
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
         tokenizer = load_tokenizer(model_args.model_name_or_path)
         dataset = load_dataset_for(data_args, tokenizer, label_lists)
-        if "train" in dataset and (unknown := unknown_train_labels(dataset["train"])):
+        if "train" in dataset and (unknown := unknown_train_labels(dataset["train"], model.config.tasks)):
             counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
             raise ValueError(
                 f"The train split has labels that {model_args.model_name_or_path} does not know ({counts}; the warning "
@@ -253,10 +254,12 @@ def dataset_and_model(
     return dataset, model, tokenizer
 
 
-def unknown_train_labels(train: Dataset) -> dict[str, int]:
-    """Per task, how many labels of `train` the vocabulary lacks (they were mapped to `UNK`)."""
+def unknown_train_labels(train: Dataset, tasks: Iterable[str]) -> dict[str, int]:
+    """Per task among `tasks`, how many labels of `train` the vocabulary lacks (they were mapped to `UNK`)."""
     unknown = {}
     for task, level in task_levels(train.features).items():
+        if task not in tasks:
+            continue
         unk = label_names(train.features, task).index(UNK)
         if level == "sentence":
             unknown[task] = sum(label == unk for label in train[task])
@@ -281,9 +284,10 @@ def train(argv: list[str]) -> int:
     dataset, model, tokenizer = dataset_and_model(model_args, data_args)
     data_tasks = list(task_levels(dataset["train"].features))
     trained_tasks = data_args.tasks or [*model.config.tasks, *data_tasks]
-    if not set(trained_tasks) & set(model.config.tasks):
+    if data_args.tasks and (missing := [task for task in data_args.tasks if task not in model.config.tasks]):
         raise ValueError(
-            f"--tasks {' '.join(trained_tasks)}: the model has no such head; its heads are {list(model.config.tasks)}."
+            f"--tasks {' '.join(missing)}: the model has no such head; its heads are {list(model.config.tasks)} "
+            f"(the data's tasks: {data_tasks})."
         )
     # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
     # the backbone's own `max_seq_length`, from the config, so embeddings of long texts match the backbone's).

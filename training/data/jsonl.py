@@ -42,20 +42,20 @@ def _read_records(path: Path) -> list[tuple[dict, str]]:
     return records
 
 
+# A string field with a different value in every one of at least this many train records is an identifier.
+MIN_RECORDS_FOR_IDENTIFIER = 20
+
+
 def _task_fields(records: list[tuple[dict, str]]) -> dict[str, tuple[str, str]]:
     """Field -> (level, task): `intent` and `entities` always; every other field whose values are strings is a
-    sentence-level task, one whose values are lists (of character spans) a token-level task, named after the field."""
+    sentence-level task, one whose values are lists (of character spans) a token-level task, named after the field.
+    Fields holding neither (numbers, booleans, objects: metadata) are no tasks."""
     fields = dict(DEFAULT_FIELDS)
     first_seen: dict[str, str] = {}
     for record, where in records:
         for field, value in record.items():
-            if field == "text" or field in DEFAULT_FIELDS or value is None:
+            if field == "text" or field in DEFAULT_FIELDS or not isinstance(value, (str, list)):
                 continue
-            if not isinstance(value, (str, list)):
-                raise ValueError(
-                    f"{where}: field {field!r} is {type(value).__name__}; every field but 'text' is a task: a label "
-                    "(string) or a list of character spans."
-                )
             level = "sentence" if isinstance(value, str) else "token"
             if field in fields and fields[field][0] != level:
                 raise ValueError(
@@ -70,6 +70,17 @@ def _task_fields(records: list[tuple[dict, str]]) -> dict[str, tuple[str, str]]:
                     )
                 fields[field], first_seen[field] = (level, field), where
     return fields
+
+
+def _identifier_fields(train: list[tuple[dict, str]], fields: dict[str, tuple[str, str]]) -> list[str]:
+    """Sentence-level fields (not the default `intent`) whose value differs in every train record, e.g. `"id"`."""
+    found = []
+    for field, (level, _) in fields.items():
+        values = [record[field] for record, _ in train if isinstance(record.get(field), str)]
+        if field not in DEFAULT_FIELDS and level == "sentence" and len(values) >= MIN_RECORDS_FOR_IDENTIFIER:
+            if len(set(values)) == len(values):
+                found.append(field)
+    return found
 
 
 def _example(
@@ -114,7 +125,9 @@ def load_jsonl(
     Any number of tasks: every other string-valued field is a sentence-level task named after the field (e.g.
     `"sentiment": "positive"`), and every other field that holds a list of character spans a token-level task named
     after the field (e.g. `"acts": [{"start", "end", "label"}]`); `entities` is the token-level task `ner`. A record
-    may leave any task out (missing or null).
+    may leave any task out (missing or null). Metadata is no task: fields holding numbers, booleans or objects, and
+    string fields with a different value in every train record (at least 20 of them, e.g. an `"id"`), are left out
+    (the latter with a warning).
 
     Words are the words of the model's `tokenizer` (default: the packaged backbone's), split by the rule the
     pipeline uses too (`split_words`), and each span becomes B-/I- tags on the words it covers. A span that starts
@@ -129,6 +142,13 @@ def load_jsonl(
     files = split_files(path_or_dir, JSONL_SUFFIXES)
     records = {split: _read_records(path) for split, path in files.items()}
     fields = _task_fields([record for split_records in records.values() for record in split_records])
+    for field in _identifier_fields(records.get("train", []), fields):
+        logger.warning(
+            "%s: field %r has a different value in every train record: an identifier, not a task; it is left out.",
+            files["train"],
+            field,
+        )
+        del fields[field]
     splits = {}
     for split, split_records in records.items():
         splits[split], widened = [], 0
