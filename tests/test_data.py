@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -461,6 +462,46 @@ def test_hf_dataset_columns_map_to_any_tasks():
         load_hf_dataset(dataset, tokens_column="tokens", task_columns={"label": {"task": "x", "level": "word"}})
 
 
+def test_hf_dataset_keeps_the_default_columns_beside_mapped_ones_and_plain_minus_one_is_no_label():
+    rows = {
+        "tokens": [["wake", "me"], ["call", "Anna"]],
+        "intent": ["alarm", "call"],
+        "ner_tags": [["O", "O"], ["O", "B-PERSON"]],
+        "stars": [5, -1],
+    }
+    stars = {"stars": {"task": "stars", "level": "sentence"}}
+    dataset = load_hf_dataset(DatasetDict({"train": Dataset.from_dict(rows)}), task_columns=stars)
+    train = dataset["train"]
+    assert task_levels(train.features) == {"intent": "sentence", "stars": "sentence", "ner": "token"}
+    assert task_label_lists(dataset)["intent"] == ["alarm", "call", UNK] and train["stars"][1] == NO_LABEL
+    assert task_label_lists(dataset)["stars"] == ["5", UNK]
+    remapped = load_hf_dataset(
+        DatasetDict({"train": Dataset.from_dict(rows)}), task_columns={"intent": {"task": "topic", "level": "sentence"}}
+    )
+    assert task_label_lists(remapped)["topic"] == ["alarm", "call", UNK] and "intent" not in task_label_lists(remapped)
+
+
+@pytest.mark.parametrize(
+    ("task", "level", "problem"),
+    [
+        ("text", "sentence", "'text' cannot name a task"),
+        ("entities", "token", "'entities' cannot name a task"),
+        ("sentence", "sentence", "'sentence' cannot name a task"),
+        ("pos_tags", "token", "'pos_tags' cannot name a task"),
+        ("intent", "token", "'intent' is the default sentence-level task"),
+    ],
+)
+def test_task_names_that_would_clash_are_refused_for_every_format(tmp_path, task, level, problem):
+    rows = {"tokens": [["wake", "me"]], "label": ["x"]}
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        load_hf_dataset(Dataset.from_dict(rows), task_columns={"label": {"task": task, "level": level}})
+    value = '"x"' if level == "sentence" else "[]"
+    data = write(tmp_path / "train.jsonl", f'{{"text": "wake me", "{task}": {value}}}\n')
+    if task not in ("text", "entities", "intent"):  # those are fields of the default layout
+        with pytest.raises(ValueError, match=r"line 1: " + re.escape(problem)):
+            load_jsonl(data)
+
+
 def test_hf_dataset_json_files_via_load_dataset(tmp_path):
     rows = [{"tokens": ["wake", "me"], "ner_tags": ["O", "O"], "intent": "alarm"}]
     write(tmp_path / "train.jsonl", "\n".join(json.dumps(row) for row in rows) + "\n")
@@ -753,7 +794,7 @@ def test_jsonl_fields_are_tasks(tokenizer):
     [
         ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": 3}', r"line 2: 'mood' must be a non-empty string"),
         ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": []}', r"line 2: field 'mood' is a span list here but"),
-        ('{"text": "a", "sentiment-score": "ok"}', r"line 1: field 'sentiment-score' cannot name a task"),
+        ('{"text": "a", "sentiment-score": "ok"}', r"line 1: 'sentiment-score' cannot name a task"),
         ('{"text": "a b", "acts": [{"start": 0, "end": 9, "label": "X"}]}', r"line 1: entity span \[0, 9\)"),
     ],
 )

@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .bio import BioRepairs
 from .files import SPLIT_NAMES
-from .labels import RawExample, build_dataset_dict
+from .labels import RawExample, build_dataset_dict, check_task_name
 from .words import split_words
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def _task_columns(
                 f"{source}: task_columns[{column!r}] must be {{'task': NAME, 'level': 'sentence' or 'token'}}; "
                 f"got {spec!r}."
             )
+        check_task_name(spec["task"], spec["level"], f"{source}: task_columns[{column!r}]")
         columns[column] = (spec["task"], spec["level"])
     tasks = [task for task, _ in columns.values()]
     if len(tasks) != len(set(tasks)):
@@ -68,7 +69,8 @@ def load_hf_dataset(
 
     `intent_column` and `ner_column` name the columns of the default tasks; `task_columns` maps any other column to
     a task and its level, e.g. `{"label": {"task": "sentiment", "level": "sentence"}, "pos_tags": {"task": "pos",
-    "level": "token"}}`.
+    "level": "token"}}`. The columns `intent` and `ner_tags` stay the default tasks' unless named otherwise or
+    mapped in `task_columns`.
     """
     if isinstance(name_or_path, (Dataset, DatasetDict)):
         loaded = name_or_path
@@ -87,8 +89,15 @@ def load_hf_dataset(
         tokens_column, text_column = (name if name in available else None for name in ("tokens", "text"))
         if not (tokens_column or text_column):
             raise ValueError(f"{source}: name the columns to use (tokens_column=... etc.); columns: {available}.")
-    if not (intent_column or ner_column or task_columns):
-        intent_column, ner_column = (name if name in available else None for name in ("intent", "ner_tags"))
+    if not (intent_column or ner_column):
+        # The default tasks' columns, unless `task_columns` maps them or names a default task itself.
+        taken = set(task_columns or {}) | {
+            spec.get("task") for spec in (task_columns or {}).values() if isinstance(spec, Mapping)
+        }
+        intent_column, ner_column = (
+            column if column in available and not {column, task} & taken else None
+            for column, task in (("intent", "intent"), ("ner_tags", "ner"))
+        )
     tasks = _task_columns(intent_column, ner_column, task_columns, source)
     tag_columns = [column for column, (_, level) in tasks.items() if level == "token"]
     if tag_columns and not tokens_column:
@@ -124,8 +133,10 @@ def load_hf_dataset(
             for column, (task, level) in tasks.items():
                 value = row[column]
                 if level == "sentence":
-                    if value is not None and names[column] is not None:
-                        value = names[column].int2str(value) if value >= 0 else None
+                    if isinstance(value, int) and value < 0:  # `datasets`' "no label"
+                        value = None
+                    elif value is not None and names[column] is not None:
+                        value = names[column].int2str(value)
                     example.labels[task] = None if value is None else str(value)
                     continue
                 tags = list(value or [])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from .files import read_lines, split_files
-from .labels import TAGS_SUFFIX, RawExample, build_dataset_dict
+from .labels import RawExample, build_dataset_dict, check_task_name
 from .words import char_spans_to_bio, split_words
 
 logger = logging.getLogger(__name__)
@@ -22,7 +21,6 @@ JSONL_SUFFIXES = (".jsonl", ".json")
 
 # The default tasks' fields: `intent` is the sentence-level task `intent`, `entities` the token-level task `ner`.
 DEFAULT_FIELDS = {"intent": ("sentence", "intent"), "entities": ("token", "ner")}
-TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _read_records(path: Path) -> list[tuple[dict, str]]:
@@ -63,11 +61,9 @@ def _task_fields(records: list[tuple[dict, str]]) -> dict[str, tuple[str, str]]:
                     f"was a {'label' if fields[field][0] == 'sentence' else 'span list'} at {first_seen[field]}."
                 )
             if field not in fields:
-                if not TASK_NAME.fullmatch(field) or field.endswith(TAGS_SUFFIX) or field in ("tokens", "ner"):
-                    raise ValueError(
-                        f"{where}: field {field!r} cannot name a task: use letters, digits and _, not ending in "
-                        f"{TAGS_SUFFIX!r}, and not 'tokens' or 'ner'."
-                    )
+                if field == "ner":
+                    raise ValueError(f"{where}: field 'ner' cannot name a task: the spans of `ner` are `entities`.")
+                check_task_name(field, level, where)
                 fields[field], first_seen[field] = (level, field), where
     return fields
 

@@ -4,6 +4,7 @@ read examples into a `DatasetDict` under one vocabulary per task."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,24 @@ class RawExample:
     labels: dict[str, str | None]
     tags: dict[str, list[str]]
     where: str
+
+
+TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names that columns, pipeline results or metric names already use.
+RESERVED_TASK_NAMES = ("text", "tokens", "entities", "entity", "sentence", "sentence_embedding")
+DEFAULT_TASK_LEVELS = {"intent": "sentence", "ner": "token"}
+
+
+def check_task_name(task: str, level: str, where: str) -> None:
+    """Raise a `ValueError` (at `where`) unless `task` can name a task of this level in columns, results and metrics."""
+    default_level = DEFAULT_TASK_LEVELS.get(task, level)
+    if not TASK_NAME.fullmatch(task) or task.endswith(TAGS_SUFFIX) or task in RESERVED_TASK_NAMES:
+        raise ValueError(
+            f"{where}: {task!r} cannot name a task: use letters, digits and _ (not first), not ending in "
+            f"{TAGS_SUFFIX!r}, and none of {list(RESERVED_TASK_NAMES)}."
+        )
+    if default_level != level:
+        raise ValueError(f"{where}: {task!r} is the default {default_level}-level task; it cannot be {level}-level.")
 
 
 def tags_column(task: str) -> str:
