@@ -173,10 +173,15 @@ def test_layerwise_learning_rates_follow_the_formula(tokenizer, tmp_path, encode
             lambda name: "embeddings" in name or ".layer.0." in name or ".ner." in name,
         ),
         (dict(freeze_backbone=True), lambda name: name.startswith("backbone.")),
+        (  # with intent-aware tags and the heads' own pooling, the frozen intent head takes both along
+            dict(freeze_heads=["intent"]),
+            lambda name: ".intent." in name or name.startswith("head_pooling."),
+        ),
     ],
 )
 def test_frozen_parameters_stay_identical_and_get_no_optimizer_state(tokenizer, tmp_path, freezing, is_frozen):
-    model = tiny_model(use_crf=True).train()
+    own_parts = {"sentence_head_pooling": "attention", "sentence_aware_token_heads": True}
+    model = tiny_model(use_crf=True, **(own_parts if freezing.get("freeze_heads") == ["intent"] else {})).train()
     before = snapshot(model)
     trainer = make_trainer(tokenizer, tmp_path, model=model, max_steps=4, weight_decay=0.1, **freezing)
     trainer.train()

@@ -124,9 +124,13 @@ def configure_model(model: MultiTaskBertModel, args: MultiTaskTrainingArguments)
         if args.freeze_backbone or (args.freeze_layers and depths[name] <= args.freeze_layers):
             parameter.requires_grad_(False)
     for task in args.freeze_heads:
-        frozen = [model.heads[task]] + ([model.crfs[task]] if task in model.crfs else [])
+        frozen = [model.heads[task]] + [
+            modules[task] for modules in (model.crfs, model.sentence_label_embeddings) if task in modules
+        ]
         for module in frozen:
             module.requires_grad_(False)
+    if model.head_pooling is not None and set(model.config.sentence_tasks) <= set(args.freeze_heads):
+        model.head_pooling.requires_grad_(False)  # the sentence heads' own pooling serves them alone
     return model
 
 
