@@ -231,7 +231,7 @@ def test_int8_agrees_with_fp32_on_a_trained_model(tmp_path, tokenizer, one_threa
     assert report.int8_path.stat().st_size < 0.5 * report.onnx_path.stat().st_size
     metrics = report.int8_metrics
     assert metrics["intent_agreement"] >= 0.95, metrics
-    assert metrics["entities_f1"] >= 0.9, metrics
+    assert metrics["entity_agreement_f1"] >= 0.9, metrics
     assert metrics["embedding_cosine"] >= 0.98, metrics
     # Against the gold labels: the fp32 scores are the pipeline's own, and int8 loses little of them.
     assert metrics["fp32_intent_accuracy"] == accuracy / len(texts)
@@ -270,7 +270,9 @@ def test_every_task_goes_through_export_quantization_and_predict(tmp_path, token
 
     report = export_onnx(model_dir, tmp_path / "onnx", "int8", texts, None, 4, gold)
     assert set(report.max_abs_diff) == {f"{task}_logits" for task in tasks} | {"sentence_embedding"}
-    assert {"intent_agreement", "mood_agreement", "entities_f1", "acts_f1"} <= set(report.int8_metrics)
+    assert {"intent_agreement", "mood_agreement", "entity_agreement_f1", "acts_agreement_f1"} <= set(
+        report.int8_metrics
+    )
     scored = {"intent_accuracy", "mood_accuracy", "entity_f1", "acts_f1"}
     assert {f"fp32_{key}" for key in scored} <= set(report.int8_metrics)
 

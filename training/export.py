@@ -303,7 +303,8 @@ def compare_models(
     gold: list[dict] | None = None,
 ) -> dict[str, float]:
     """
-    Per task the agreement (sentence tasks) or exact-span entity F1 (token tasks) of `candidate` against `reference`,
+    Per task the agreement (`<task>_agreement`) or exact-span entity F1 (`entity_agreement_f1` for `ner`,
+    `<task>_agreement_f1`) of `candidate` against `reference`,
     and the mean embedding cosine; with `gold` (JSONL records, e.g. `{"intent", "entities": [{"start", "end",
     "label"}]}`), also each model's scores against it (`fp32_*`, `int8_*`, `score_against_gold`) and the difference
     of their entity F1.
@@ -318,8 +319,11 @@ def compare_models(
     for task in reference.config.sentence_tasks:
         same = sum(left[task]["label"] == right[task]["label"] for left, right in zip(expected, found, strict=True))
         metrics[f"{task}_agreement"] = same / len(texts)
-    for key in map(result_key, reference.config.token_tasks):
-        metrics[f"{key}_f1"] = entity_f1([result[key] for result in expected], [result[key] for result in found])
+    for task in reference.config.token_tasks:
+        key = result_key(task)
+        metrics[f"{score_prefix(task)}_agreement_f1"] = entity_f1(
+            [result[key] for result in expected], [result[key] for result in found]
+        )
     cosines = [
         float(np.dot(left[EMBEDDING_OUTPUT], right[EMBEDDING_OUTPUT]))
         / float(np.linalg.norm(left[EMBEDDING_OUTPUT]) * np.linalg.norm(right[EMBEDDING_OUTPUT]))
@@ -358,9 +362,13 @@ def score_against_gold(results: list[dict], gold: list[dict], config: MultiTaskB
                 [{"entity_group": span["label"], "start": span["start"], "end": span["end"]} for span in spans]
                 for _, spans in pairs
             ]
-            name = "entity_f1" if task == "ner" else f"{task}_f1"
-            scores[name] = entity_f1(reference, [result[key] for result, _ in pairs])
+            scores[f"{score_prefix(task)}_f1"] = entity_f1(reference, [result[key] for result, _ in pairs])
     return scores
+
+
+def score_prefix(token_task: str) -> str:
+    """The metrics' name of a token-level task's scores: `entity` for `ner` (`entity_f1`), else the task's name."""
+    return "entity" if token_task == "ner" else token_task
 
 
 def entity_f1(reference: list[list[dict]], predicted: list[list[dict]]) -> float:
