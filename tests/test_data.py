@@ -794,6 +794,7 @@ def test_jsonl_fields_are_tasks(tokenizer):
     [
         ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": 3}', r"line 2: 'mood' must be a non-empty string"),
         ('{"text": "a", "mood": "ok"}\n{"text": "b", "mood": []}', r"line 2: field 'mood' is a span list here but"),
+        ('{"text": "a"}\n{"text": "b", "intent": "UNK"}', r"line 2: the intent label 'UNK' is reserved"),
         ('{"text": "a", "sentiment-score": "ok"}', r"line 1: 'sentiment-score' cannot name a task"),
         ('{"text": "a b", "acts": [{"start": 0, "end": 9, "label": "X"}]}', r"line 1: entity span \[0, 9\)"),
     ],

@@ -123,6 +123,13 @@ def build_dataset_dict(
     lacks has only `UNK`). Labels that the vocabulary lacks become `UNK`, with a warning.
     """
     sentence_tasks, token_tasks = list(sentence_tasks), list(token_tasks)
+    for examples in splits.values():
+        for example in examples:
+            if unknown := [task for task in sentence_tasks if example.labels.get(task) == UNK]:
+                raise ValueError(
+                    f"{example.where}: the {unknown[0]} label {UNK!r} is reserved for labels unseen in training; "
+                    "rename it."
+                )
     if label_lists is None:
         if "train" not in splits:
             raise ValueError(f"{source}: no train split to take the label vocabulary from; pass `label_lists`.")
