@@ -18,7 +18,8 @@ One job per module:
 
 - `files`: split names, the files of each split, UTF-8 lines with line numbers in errors;
 - `bio`: BIO validation and the repair of `I-` tags that open an entity;
-- `words`: words of a text by the tokenizer's rule (shared with the pipeline), char spans to word BIO tags;
+- `words`: words of a text by the tokenizer's rule (shared with the pipeline; formats already split into words keep
+  theirs), char spans to word BIO tags;
 - `labels`: vocabularies with `UNK`, the features, encoding read examples into a `DatasetDict`;
 - `jointbert`, `conll`, `jsonl`, `hf_dataset`: one reader per format;
 - `formats`: which reader a path needs (`load_data`), the embedded default data;
