@@ -120,8 +120,8 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Continue training a trained multitask-bert model (folder or Hub id): its heads, labels and "
-            "architecture are kept, so --backbone, --pooling, --sentence-head-pooling, "
-            "--sentence-aware-token-heads, --use-crf and --classifier-dropout do not apply."
+            "architecture are kept, so the options of a new model (the backbone, pooling, head and CRF options, "
+            "classifier dropout) do not apply."
         },
     )
     pooling: str = field(default="mean", metadata={"help": "The sentence embedding's pooling: mean, cls or max."})
