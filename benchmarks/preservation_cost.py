@@ -15,13 +15,12 @@ import argparse
 import copy
 import json
 import math
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from speed import interleaved_medians
+from speed import cpu_model, interleaved_medians
 from transformers import AutoTokenizer
 
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
@@ -32,16 +31,6 @@ from multitask_bert.training.trainer import MultiTaskTrainer
 from multitask_bert.training.training_args import MultiTaskTrainingArguments
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the machine type: timings only compare within one machine."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 class OnTheFlyTeacherTrainer(MultiTaskTrainer):
