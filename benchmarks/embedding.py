@@ -1,13 +1,14 @@
 """Does the sentence embedding survive training? STS-B test Spearman and task scores, with and without preservation.
 
     python benchmarks/embedding.py --dataset embedded|atis|snips [--weights 0 1] [--seeds 0 1 2]
-        [--sentence-head-pooling attention]
+        [--sentence-head-pooling attention] [--set bf16=true sentence_aware_token_heads=true]
 
 Each row trains with `multitask-bert train --embedding_preservation_weight W` on the dataset's recipe (the main job's
 defaults for the embedded data, the accuracy recipe for ATIS, the same at 10 epochs for SNIPS, as in README), then
 scores the saved model's embedding on the STS Benchmark test split (`../shared/data/sts-b`) with
 sentence-transformers' `EmbeddingSimilarityEvaluator`, beside the packaged backbone's own score.
-`--sentence-head-pooling` gives the sentence-level heads their own pooling (rows named "W, heads: MODE pooling"). Writes
+`--sentence-head-pooling` gives the sentence-level heads their own pooling (rows named "W, heads: MODE pooling");
+`--set KEY=VALUE` adds any other `train` option to the recipe (rows named "W, KEY=VALUE"). Writes
 `results/embedding_<dataset>.json` (rows of weights run earlier are kept) and a markdown table beside it. Runs are
 cached as in `accuracy.py`.
 """
@@ -29,6 +30,7 @@ from accuracy import (
     METRICS,
     RECIPE_ROW,
     RESULTS,
+    cli_arguments,
     run_key,
     summarize,
     train_once,
@@ -44,6 +46,17 @@ RECIPES = {
     "snips": {**BASE, "num_train_epochs": 10},
 }
 STS_RESULT = "sts_benchmark.json"
+
+
+def setting(text: str) -> tuple[str, object]:
+    """`"bf16=true"` -> `("bf16", True)`: a JSON value where the text is one, else the text."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def cached_sts(model_dir: Path, sts_dir: Path) -> float:
@@ -124,6 +137,9 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 1.0], help="Preservation weights to run.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds to run (default: 0).")
     parser.add_argument("--sentence-head-pooling", help="The sentence-level heads' own pooling (default: shared).")
+    parser.add_argument(
+        "--set", type=setting, nargs="+", default=[], metavar="KEY=VALUE", help="More `train` options for every row."
+    )
     parser.add_argument("--max-steps", type=int, help="Stop every training run after N steps: a smoke run only.")
     parser.add_argument("--backbone", help="Encoder name or path (default: the packaged all-MiniLM-L6-v2).")
     parser.add_argument("--sts-dir", type=Path, default=STS_DIR, help=f"STS Benchmark folder (default {STS_DIR}).")
@@ -140,6 +156,8 @@ def main() -> None:
     if args.sentence_head_pooling:
         recipe["sentence_head_pooling"] = args.sentence_head_pooling
     heads = f", heads: {args.sentence_head_pooling} pooling" if args.sentence_head_pooling else ""
+    recipe.update(args.set)
+    heads += "".join(f", {key}={cli_arguments({key: value})[1]}" for key, value in args.set)
     rows = {
         f"{weight:g}{heads}": weight_row(
             args.dataset,
