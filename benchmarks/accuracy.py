@@ -123,7 +123,9 @@ def train_once(
         if not done.exists():
             data = [] if dataset == EMBEDDED_DATA else ["--data", str(DATA_ROOT / dataset)]
             command = ["multitask-bert", "train", *data, "--output_dir", str(model_dir)]
-            command += cli_arguments({**stages[stage - 1], "seed": seed, "eval_strategy": "no", "save_strategy": "no"})
+            # fp32 unless the stage asks for bf16: the main job's default depends on the CPU, a cached run must not.
+            settings = {"bf16": False, **stages[stage - 1], "seed": seed, "eval_strategy": "no", "save_strategy": "no"}
+            command += cli_arguments(settings)
             # A folder left by a crashed run holds no benchmark_run.json: train it again from the start.
             command += ["--disable_tqdm", "true", "--logging_steps", "50", "--overwrite_output_dir", "true"]
             if previous is not None:

@@ -20,9 +20,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
 
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+from multitask_bert.training.data import MultiTaskDataCollator
+from multitask_bert.training.trainer import MultiTaskTrainer
+from multitask_bert.training.training_args import MultiTaskTrainingArguments, cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "atis"
@@ -130,58 +139,70 @@ def onnx_vs_eager(texts: list[str], model_dir: Path, onnx_dir: Path, repeats: in
     return interleaved_medians({name: runner(model) for name, model in models.items()}, repeats)
 
 
+def training_setup(data_dir: Path) -> tuple[Dataset, dict[str, list[str]], PreTrainedTokenizerBase]:
+    """The train split of `data_dir` (else of the embedded data), tokenized, its tasks' labels, and the tokenizer."""
+    from multitask_bert.training.data import load_data, load_default_dataset, task_label_lists, tokenize_dataset
+
+    dataset = load_data(data_dir) if data_dir.exists() else load_default_dataset()
+    tokenizer = AutoTokenizer.from_pretrained(default_backbone_path())
+    return tokenize_dataset(dataset, tokenizer, max_length=50)["train"], task_label_lists(dataset), tokenizer
+
+
+def training_trainer(
+    train: Dataset,
+    labels: dict[str, list[str]],
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: str,
+    steps: int,
+    bf16: bool,
+    padding: str = "dynamic",
+) -> MultiTaskTrainer:
+    """A freshly initialised model's Trainer for `steps` steps at batch 32: dynamic padding with length grouping, or
+    every batch padded to 50 tokens (`padding="fixed"`, random order)."""
+    torch.manual_seed(0)
+    model = MultiTaskBertModel.from_backbone(
+        default_backbone_path(), intent_labels=labels["intent"], ner_labels=labels["ner"]
+    )
+    if padding == "fixed":
+        collator, sampling = MultiTaskDataCollator(tokenizer, padding="max_length", max_length=50), "random"
+    else:
+        collator, sampling = MultiTaskDataCollator(tokenizer), "group_by_length"
+    args = MultiTaskTrainingArguments(
+        output_dir=output_dir,
+        max_steps=steps,
+        per_device_train_batch_size=32,
+        train_sampling_strategy=sampling,
+        bf16=bf16,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_strategy="no",
+        seed=0,
+    )
+    return MultiTaskTrainer(model=model, args=args, train_dataset=train, data_collator=collator)
+
+
 def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
     """Trainer steps with dynamic padding + length grouping vs padding every batch to a fixed 50 tokens (as the
     JointBERT reference does), and the dynamic run under bf16 autocast; tokens/s and FLOP/s of the dynamic runs."""
-    from multitask_bert.training.data import (
-        MultiTaskDataCollator,
-        load_data,
-        load_default_dataset,
-        task_label_lists,
-        tokenize_dataset,
-    )
-    from multitask_bert.training.trainer import MultiTaskTrainer
-    from multitask_bert.training.training_args import MultiTaskTrainingArguments
-
-    dataset = load_data(data_dir) if data_dir.exists() else load_default_dataset()
-    labels = task_label_lists(dataset)
-    backbone = default_backbone_path()
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    train = tokenize_dataset(dataset, tokenizer, max_length=50)["train"]
+    train, labels, tokenizer = training_setup(data_dir)
     real_tokens_per_example = statistics.mean(sum(mask) for mask in train["attention_mask"])
-    dynamic = MultiTaskDataCollator(tokenizer)
-    settings = {
-        "dynamic": (dynamic, "group_by_length", False),
-        "fixed": (MultiTaskDataCollator(tokenizer, padding="max_length", max_length=50), "random", False),
-        "dynamic_bf16": (dynamic, "group_by_length", True),
-    }
+    settings = {"dynamic": ("dynamic", False), "fixed": ("fixed", False), "dynamic_bf16": ("dynamic", True)}
 
     def runner(name: str):
-        collator, sampling, bf16 = settings[name]
+        padding, bf16 = settings[name]
 
         def run():
-            torch.manual_seed(0)
-            model = MultiTaskBertModel.from_backbone(backbone, intent_labels=labels["intent"], ner_labels=labels["ner"])
             with tempfile.TemporaryDirectory() as output_dir:
-                args = MultiTaskTrainingArguments(
-                    output_dir=output_dir,
-                    max_steps=steps,
-                    per_device_train_batch_size=32,
-                    train_sampling_strategy=sampling,
-                    bf16=bf16,
-                    save_strategy="no",
-                    report_to="none",
-                    disable_tqdm=True,
-                    logging_strategy="no",
-                    seed=0,
-                )
-                trainer = MultiTaskTrainer(model=model, args=args, train_dataset=train, data_collator=collator)
+                trainer = training_trainer(train, labels, tokenizer, output_dir, steps, bf16, padding)
                 return trainer.train().metrics["train_runtime"]
 
         return run
 
     medians = interleaved_medians({name: runner(name) for name in settings}, repeats)
-    model = MultiTaskBertModel.from_backbone(backbone, intent_labels=labels["intent"], ner_labels=labels["ner"])
+    model = MultiTaskBertModel.from_backbone(
+        default_backbone_path(), intent_labels=labels["intent"], ner_labels=labels["ner"]
+    )
     non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
     tokens_per_second = {
         name: steps * 32 * real_tokens_per_example / medians[name] for name in ("dynamic", "dynamic_bf16")
@@ -239,12 +260,6 @@ def matmul_peak_flops(dtype: torch.dtype = torch.float32, size: int = 1024, repe
 
 
 NER = ["O"] + [f"{prefix}-{kind}" for kind in ("TIME", "DATE", "PERSON", "CITY") for prefix in ("B", "I")]
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): torch's own (private) CPU probes."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def cpu_model() -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO_ROOT, SHARED_DATA
 
@@ -186,8 +188,44 @@ def test_embedding_benchmark_scores_each_weight_with_the_sts_evaluator(tmp_path,
     )
     assert json.loads((run_dir / "config.json").read_text())["sentence_head_pooling"] == "attention"
 
+    # `--set` adds a train option to the row; runs without it train in fp32 whatever the CPU's default.
+    run_embedding(tmp_path, tiny_backbone_dir, sts_dir, ("1",), "--set", "bf16=true")
+    rows = json.loads((tmp_path / "results" / "embedding_embedded.json").read_text())["rows"]
+    assert rows["1, bf16=true"]["settings"] == {**result["rows"]["1"]["settings"], "bf16": True}
+    for name, bf16 in (("1", False), ("1, bf16=true", True)):
+        run_dir = next(
+            path
+            for path in (tmp_path / "cache").iterdir()
+            if json.loads((path / "benchmark_run.json").read_text())["settings"] == rows[name]["settings"]
+        )
+        assert torch.load(run_dir / "training_args.bin", weights_only=False).bf16 is bf16
+
 
 def test_embedding_benchmark_skips_without_the_sts_data(tmp_path, tiny_backbone_dir):
     printed = run_embedding(tmp_path, tiny_backbone_dir, tmp_path / "absent").stdout
     assert f"skipped: {tmp_path / 'absent'} is missing" in printed
     assert not (tmp_path / "results").exists()
+
+
+def test_profile_step_splits_the_step_time_into_groups_for_both_precisions(tmp_path):
+    """`benchmarks/profile_step.py` on the embedded data (no ATIS folder there): every group's share, both runs."""
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "profile_step.py"), "--data", str(tmp_path / "absent")]
+    finished = subprocess.run([*command, "--steps", "1", "--rows", "3"], capture_output=True, text=True, check=False)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    sections = finished.stdout.split("## ")[1:]
+    assert [section.split(":")[0] for section in sections] == ["fp32", "bf16 autocast"]
+    for section in sections:
+        shares = dict((group, float(share)) for share, group in re.findall(r"^ *(\d+\.\d)%  (\S.*)$", section, re.M))
+        assert set(shares) == {*profile_step_groups(), "other"} and sum(shares.values()) == pytest.approx(100, abs=1)
+        assert shares["matmuls (linear layers)"] > 0 and "aten::mm" in section
+
+
+def profile_step_groups() -> list[str]:
+    spec = importlib.util.spec_from_file_location("profile_step", REPO_ROOT / "benchmarks" / "profile_step.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # it imports speed.py beside it
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    return list(module.GROUPS)

@@ -11,6 +11,22 @@ from transformers.utils import is_torch_xla_available, logging
 logger = logging.get_logger(__name__)
 
 
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU or another accelerator (XLA included)."""
+    return torch.accelerator.is_available() or is_torch_xla_available()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): torch's own (private) CPU probes."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def cpu_bf16_pays_off() -> bool:
+    """bf16 autocast is the faster choice: no accelerator, and a CPU with native bf16."""
+    return not has_accelerator() and cpu_has_native_bf16()
+
+
 @dataclass
 class MultiTaskTrainingArguments(TrainingArguments):
     r"""
@@ -89,8 +105,7 @@ class MultiTaskTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
-        no_accelerator = not (torch.accelerator.is_available() or is_torch_xla_available())
-        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and no_accelerator:
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not has_accelerator():
             logger.info("bf16 without an accelerator: training on the CPU under bf16 autocast.")
             self.use_cpu = True
         super().__post_init__()
