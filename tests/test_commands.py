@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import ModelCard
 
 from multitask_bert.training import cli
 from multitask_bert.training.data import default_data_dir
+from multitask_bert.training.training_args import cpu_has_native_bf16
 
 SPLIT_SIZES = {"train": 48, "validation": 24, "test": 24}
 FAST = ["--max_steps", "4", "--per_device_train_batch_size", "8", "--disable_tqdm", "true", "--save_strategy", "no"]
@@ -34,6 +36,32 @@ def trained(tmp_path_factory, tiny_backbone_dir, small_data) -> tuple[Path, str]
         patch.setattr("builtins.print", lambda *args, **kwargs: printed.append(" ".join(map(str, args))))
         assert cli.main([*argv, *FAST]) == 0
     return output_dir, "\n".join(printed)
+
+
+def cpu_flags_have_native_bf16() -> bool:
+    """Read from /proc/cpuinfo, apart from torch: whether the CPU has AVX512-BF16 or AMX-BF16."""
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[1].split()))
+
+
+linux_cpu_only = pytest.mark.skipif(
+    not Path("/proc/cpuinfo").exists() or torch.accelerator.is_available(),
+    reason="reads the CPU's flags from /proc/cpuinfo (Linux), and the choice concerns machines without accelerator",
+)
+
+
+@linux_cpu_only
+def test_native_bf16_probe_agrees_with_the_cpu_flags():
+    assert cpu_has_native_bf16() == cpu_flags_have_native_bf16()
+
+
+@linux_cpu_only
+def test_train_uses_bf16_autocast_by_default_exactly_on_cpus_with_native_bf16(trained):
+    output_dir, _ = trained
+    native = cpu_flags_have_native_bf16()
+    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert (training_args.bf16, training_args.use_cpu) == (native, native)
+    assert ("mixed, bfloat16" in (output_dir / "README.md").read_text()) == native
 
 
 def test_train_writes_a_publishable_folder_and_reports(trained):
