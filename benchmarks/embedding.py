@@ -53,8 +53,10 @@ def setting(text: str) -> tuple[str, object]:
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key in ("seed", "eval_strategy", "save_strategy"):
+        raise argparse.ArgumentTypeError(f"{key} is the benchmark's own (--seeds for seeds)")
     try:
-        return key, json.loads(value)
+        return key, json.loads(value.lower() if value.lower() in ("true", "false") else value)
     except json.JSONDecodeError:
         return key, value
 

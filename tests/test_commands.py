@@ -10,7 +10,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from multitask_bert.training import cli
+from multitask_bert.training import cli, commands
 from multitask_bert.training.data import default_data_dir
 from multitask_bert.training.training_args import cpu_has_native_bf16
 
@@ -38,30 +38,44 @@ def trained(tmp_path_factory, tiny_backbone_dir, small_data) -> tuple[Path, str]
     return output_dir, "\n".join(printed)
 
 
-def cpu_flags_have_native_bf16() -> bool:
-    """Read from /proc/cpuinfo, apart from torch: whether the CPU has AVX512-BF16 or AMX-BF16."""
-    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[1].split()))
+def cpu_flags_have_native_bf16() -> bool | None:
+    """Read from /proc/cpuinfo, apart from torch: whether the CPU has AVX512-BF16 or AMX (None without x86 flags)."""
+    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), None)
+    return None if flags is None else bool({"avx512_bf16", "amx_tile"} & set(flags.split(":", 1)[1].split()))
 
 
-linux_cpu_only = pytest.mark.skipif(
-    not Path("/proc/cpuinfo").exists() or torch.accelerator.is_available(),
-    reason="reads the CPU's flags from /proc/cpuinfo (Linux), and the choice concerns machines without accelerator",
+x86_linux_cpu_only = pytest.mark.skipif(
+    not Path("/proc/cpuinfo").exists() or cpu_flags_have_native_bf16() is None or torch.accelerator.is_available(),
+    reason="reads the x86 CPU flags of /proc/cpuinfo (Linux), and the choice concerns machines without accelerator",
 )
 
 
-@linux_cpu_only
+@x86_linux_cpu_only
 def test_native_bf16_probe_agrees_with_the_cpu_flags():
     assert cpu_has_native_bf16() == cpu_flags_have_native_bf16()
 
 
-@linux_cpu_only
+@x86_linux_cpu_only
 def test_train_uses_bf16_autocast_by_default_exactly_on_cpus_with_native_bf16(trained):
     output_dir, _ = trained
-    native = cpu_flags_have_native_bf16()
-    training_args = torch.load(output_dir / "training_args.bin", weights_only=False)
-    assert (training_args.bf16, training_args.use_cpu) == (native, native)
-    assert ("mixed, bfloat16" in (output_dir / "README.md").read_text()) == native
+    assert ("- Precision: mixed, bfloat16" in (output_dir / "README.md").read_text()) == cpu_flags_have_native_bf16()
+
+
+@pytest.mark.parametrize("pays_off", [True, False])
+def test_bf16_default_follows_the_machine_and_gives_way_to_fp16(monkeypatch, pays_off):
+    """The machine probe is replaced to see both machines: the default follows it, and `--fp16` turns it off."""
+    monkeypatch.setattr(commands, "cpu_bf16_pays_off", lambda: pays_off)
+    assert commands.precision_defaults(["--data", "my_data"]) == {"bf16": pays_off}
+    for fp16 in (["--fp16", "true"], ["--fp16=true"], ["--fp16", "false"]):
+        assert commands.precision_defaults(fp16) == {"bf16": False}
+
+
+@pytest.mark.parametrize(("option", "precision"), [(["--bf16", "false"], None), (["--fp16", "true"], "float16")])
+def test_precision_options_override_the_bf16_default(tmp_path, tiny_backbone_dir, small_data, option, precision):
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(tmp_path)]
+    assert cli.main([*argv, *FAST, *option]) == 0
+    card = (tmp_path / "README.md").read_text()
+    assert ("- Precision:" in card) == (precision is not None) and (precision is None or f"mixed, {precision}" in card)
 
 
 def test_train_writes_a_publishable_folder_and_reports(trained):

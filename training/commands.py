@@ -59,9 +59,14 @@ TRAIN_DEFAULTS = dict(
     seed=42,
     # Pinned memory only helps copies to an accelerator; on CPU the DataLoader warns about it at every epoch.
     dataloader_pin_memory=torch.accelerator.is_available(),
-    # bf16 autocast where the CPU multiplies bf16 in hardware and nothing faster is there; `--bf16 false` for fp32.
-    bf16=cpu_bf16_pays_off(),
 )
+
+
+def precision_defaults(argv: list[str]) -> dict[str, bool]:
+    """bf16 autocast by default where the CPU multiplies bf16 in hardware and there is no accelerator (`--bf16 false`
+    trains in fp32), unless the command line chooses `--fp16`."""
+    names_fp16 = any(argument.split("=", 1)[0] == "--fp16" for argument in argv)
+    return {"bf16": cpu_bf16_pays_off() and not names_fp16}
 
 
 @dataclass
@@ -275,7 +280,7 @@ def train(argv: list[str]) -> int:
     parser = command_parser(
         [ModelArguments, TrainDataArguments, OutputArguments, MultiTaskTrainingArguments], "multitask-bert train"
     )
-    parser.set_defaults(**TRAIN_DEFAULTS)
+    parser.set_defaults(**TRAIN_DEFAULTS, **precision_defaults(argv))
     model_args, data_args, output_args, training_args = parse_dataclasses(parser, argv)
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, output_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint))
