@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from speed import cpu_model, interleaved_medians
+from speed import TIMED_RUN_ARGUMENTS, cpu_model, interleaved_medians
 from transformers import AutoTokenizer
 
 from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
@@ -81,11 +81,7 @@ def main() -> None:
                     learning_rate=TRAIN_DEFAULTS["learning_rate"],
                     train_sampling_strategy="group_by_length",
                     embedding_preservation_weight=weight,
-                    save_strategy="no",
-                    report_to="none",
-                    disable_tqdm=True,
-                    logging_strategy="no",
-                    seed=0,
+                    **TIMED_RUN_ARGUMENTS,
                 )
                 trainer = trainer_class(
                     model=new_model(), args=training_args, train_dataset=data, data_collator=collator

@@ -139,6 +139,10 @@ def onnx_vs_eager(texts: list[str], model_dir: Path, onnx_dir: Path, repeats: in
     return interleaved_medians({name: runner(model) for name, model in models.items()}, repeats)
 
 
+# Trainer arguments of every timed training run: no checkpoints, logs or progress bars, one seed.
+TIMED_RUN_ARGUMENTS = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no", seed=0)
+
+
 def training_setup(data_dir: Path) -> tuple[Dataset, dict[str, list[str]], PreTrainedTokenizerBase]:
     """The train split of `data_dir` (else of the embedded data), tokenized, its tasks' labels, and the tokenizer."""
     from multitask_bert.training.data import load_data, load_default_dataset, task_label_lists, tokenize_dataset
@@ -173,11 +177,7 @@ def training_trainer(
         per_device_train_batch_size=32,
         train_sampling_strategy=sampling,
         bf16=bf16,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        logging_strategy="no",
-        seed=0,
+        **TIMED_RUN_ARGUMENTS,
     )
     return MultiTaskTrainer(model=model, args=args, train_dataset=train, data_collator=collator)
 
