@@ -29,7 +29,14 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 METRICS = {"intent_accuracy": "intent_accuracy", "slot_f1": "entity_f1", "sentence_accuracy": "sentence_accuracy"}
 
 # Settings that build the model: a stage that continues a trained model keeps its own.
-MODEL_SETTINGS = {"use_crf", "pooling", "sentence_head_pooling", "sentence_aware_token_heads", "classifier_dropout"}
+MODEL_SETTINGS = {
+    "use_crf",
+    "pooling",
+    "sentence_head_pooling",
+    "sentence_aware_token_heads",
+    "subword_pooling",
+    "classifier_dropout",
+}
 CACHE_DIR = Path.home() / ".cache" / "multitask-bert-benchmarks"
 # The dataset name of `train_once` runs on the embedded default data (no `--data`).
 EMBEDDED_DATA = "embedded"

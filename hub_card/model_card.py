@@ -219,6 +219,7 @@ def build_model_card(
         pooling=config.pooling,
         sentence_head_pooling=config.sentence_head_pooling,
         sentence_aware_token_heads=config.sentence_aware_token_heads,
+        subword_pooling=config.subword_pooling,
         normalize=config.normalize_embeddings,
         use_crf=config.use_crf,
         tasks=tasks,

@@ -14,6 +14,9 @@ from transformers.configuration_utils import SubConfigSpec
 POOLING_MODES = ("mean", "cls", "max")
 # Sentence-level heads may pool token states their own way; "attention" learns which tokens to weigh.
 HEAD_POOLING_MODES = (*POOLING_MODES, "attention")
+# How token-level heads see a word split into sub-tokens: each sub-token's own state (the word's tag is decided at its
+# first sub-token), or the mean of the word's sub-token states at every one of them.
+SUBWORD_POOLING_MODES = ("first", "mean")
 TASK_LEVELS = ("sentence", "token")
 DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
@@ -51,6 +54,11 @@ class MultiTaskBertConfig(PreTrainedConfig):
             sentence task, a learned vector of its predicted label distribution (the softmax of its logits through a
             label embedding), as intent-aware joint models (slot gating, intent-slot attention) do. The token losses
             then train the sentence heads too.
+        subword_pooling (`str`, defaults to `"first"`):
+            What token-level heads read for a word cut into several sub-tokens: `"first"`, each sub-token's own state
+            (tags are decided at a word's first sub-token), or `"mean"`, the mean of the word's sub-token states at
+            each of them. `"mean"` finds words by WordPiece's continuation prefix (`##`): the model keeps which
+            vocabulary entries continue a word (`MultiTaskBertModel.mark_word_continuations`), and needs `input_ids`.
         use_crf (`bool`, defaults to `False`):
             Put a linear-chain CRF (trained by likelihood, decoded by Viterbi) on every token-level head.
         task_weights (`dict`, *optional*):
@@ -78,6 +86,7 @@ class MultiTaskBertConfig(PreTrainedConfig):
     classifier_dropout: float = 0.1
     tasks: dict | None = None
     sentence_aware_token_heads: bool = False
+    subword_pooling: str = "first"
     use_crf: bool = False
     task_weights: dict | None = None
     uncertainty_weighting: bool = False
@@ -119,6 +128,10 @@ class MultiTaskBertConfig(PreTrainedConfig):
             raise ValueError(
                 f"Unknown sentence_head_pooling {self.sentence_head_pooling!r}; choose one of "
                 f"{', '.join(HEAD_POOLING_MODES)} (or none: the heads read the sentence embedding's pooled vector)."
+            )
+        if self.subword_pooling not in SUBWORD_POOLING_MODES:
+            raise ValueError(
+                f"Unknown subword_pooling {self.subword_pooling!r}; choose one of {', '.join(SUBWORD_POOLING_MODES)}."
             )
         if not self.tasks:
             raise ValueError("A MultiTaskBertConfig needs at least one task head in `tasks`.")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file
@@ -237,6 +237,11 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             if config.use_crf
             else {}
         )
+        # Which vocabulary entries continue a word (set by `mark_word_continuations`), for `subword_pooling="mean"`.
+        self.register_buffer(
+            "word_continuations",
+            torch.zeros(config.encoder.vocab_size, dtype=torch.bool) if config.subword_pooling == "mean" else None,
+        )
         self.log_task_variances = nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
         readable = _readable_positions(self.backbone)
         if readable is not None:
@@ -275,12 +280,14 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         intent_labels: list[str] | None = None,
         ner_labels: list[str] | None = None,
         tasks: dict | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         **config_overrides,
     ) -> MultiTaskBertModel:
         """
         Start from a pretrained encoder (default: the packaged all-MiniLM-L6-v2) with freshly initialised heads.
 
-        Either give `intent_labels` and/or `ner_labels` for the default heads, or a full `tasks` mapping.
+        Either give `intent_labels` and/or `ner_labels` for the default heads, or a full `tasks` mapping. With
+        `subword_pooling="mean"`, words are found with `tokenizer` (default: the backbone's).
         """
         name_or_path = name_or_path or default_backbone_path()
         if tasks is None:
@@ -307,6 +314,8 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         model.backbone.load_state_dict(pretrained.state_dict())
         model.config.encoder = pretrained.config
         model.config.name_or_path = str(name_or_path)
+        if config.subword_pooling == "mean":
+            model.mark_word_continuations(tokenizer or AutoTokenizer.from_pretrained(name_or_path))
         return model
 
     def forward(
@@ -338,6 +347,8 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         if self.head_pooling is not None:
             pooled = self.head_pooling(token_states, attention_mask)
         pooled_features = self.dropout(pooled)
+        if self.word_continuations is not None:
+            token_states = self._word_means(token_states, input_ids, attention_mask)
         token_features = self.dropout(token_states)
         logits = {name: self.heads[name](pooled_features) for name in self.config.sentence_tasks}
         if self.sentence_label_embeddings:
@@ -384,6 +395,38 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             attentions=encoded.attentions,
         )
         return output if self._return_dict(return_dict) else output.to_tuple()
+
+    def mark_word_continuations(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Record which of `tokenizer`'s vocabulary entries continue a word (WordPiece's `##` pieces), the words that
+        `subword_pooling="mean"` pools; a `ValueError` if the tokenizer marks no continuations."""
+        if self.word_continuations is None:
+            raise ValueError('Only a model with `subword_pooling="mean"` pools the sub-tokens of words.')
+        wordpiece = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
+        prefix = getattr(wordpiece, "continuing_subword_prefix", None)
+        if not prefix:
+            raise ValueError(
+                f'subword_pooling="mean" finds words by WordPiece\'s continuation prefix (`##`); the tokenizer '
+                f"{type(tokenizer).__name__} ({type(wordpiece).__name__} model) has none."
+            )
+        ids = [index for token, index in tokenizer.get_vocab().items() if token.startswith(prefix)]
+        if max(ids, default=-1) >= len(self.word_continuations):
+            raise ValueError(
+                f"The tokenizer's vocabulary ({len(tokenizer)} entries) is larger than the encoder's "
+                f"({len(self.word_continuations)})."
+            )
+        self.word_continuations.zero_()
+        self.word_continuations[ids] = True
+
+    def _word_means(
+        self, token_states: torch.Tensor, input_ids: torch.Tensor | None, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Every token's state replaced by the mean of the states of its word's sub-tokens (padding left out)."""
+        if input_ids is None:
+            raise ValueError('subword_pooling="mean" finds words in `input_ids`; give them, not only `inputs_embeds`.')
+        word_index = (~self.word_continuations[input_ids]).long().cumsum(dim=-1)
+        same_word = (word_index.unsqueeze(-1) == word_index.unsqueeze(-2)) & attention_mask.bool().unsqueeze(-2)
+        weights = same_word.to(token_states.dtype)
+        return weights @ token_states / weights.sum(dim=-1, keepdim=True).clamp(min=1)
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.return_dict if return_dict is None else return_dict

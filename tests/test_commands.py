@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
+from transformers import AutoTokenizer
 
+from multitask_bert.modeling import MultiTaskBertModel
 from multitask_bert.training import cli, commands
 from multitask_bert.training.data import default_data_dir
 from multitask_bert.training.training_args import cpu_has_native_bf16
@@ -167,6 +169,17 @@ def changed_heads(before_dir: Path, after_dir: Path) -> dict[str, bool]:
     return changed
 
 
+def test_subword_pooling_option_builds_a_model_that_tags_whole_words(tmp_path, tiny_backbone_dir, small_data):
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(tmp_path)]
+    assert cli.main([*argv, "--subword-pooling", "mean", *FAST]) == 0
+    model = MultiTaskBertModel.from_pretrained(tmp_path)
+    assert model.config.subword_pooling == "mean"
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    continuations = {index for token, index in tokenizer.get_vocab().items() if token.startswith("##")}
+    assert set(model.word_continuations.nonzero().flatten().tolist()) == continuations
+    assert "tagged from the mean of their states" in ModelCard.load(tmp_path / "README.md").text
+
+
 def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
     first_dir, _ = trained
     argv = ["train", "--model-name-or-path", str(first_dir), "--data", str(small_data), *FAST]
@@ -188,6 +201,7 @@ def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):
         ["--pooling", "cls"],
         ["--sentence-head-pooling", "attention"],
         ["--sentence-aware-token-heads", "true"],
+        ["--subword-pooling", "mean"],
     ],
 )
 def test_new_model_options_with_model_name_or_path_are_refused(trained, small_data, tmp_path, option, capsys):

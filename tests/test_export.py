@@ -44,7 +44,9 @@ def crf_model_dir(tmp_path_factory, tokenizer):
         use_crf=True,
         sentence_head_pooling="attention",  # the heads' own pooling and intent-aware tags export too
         sentence_aware_token_heads=True,
+        subword_pooling="mean",  # and tags from whole words
     )
+    model.mark_word_continuations(tokenizer)
     with torch.no_grad():
         model.head_pooling.scorer.weight.normal_(std=1.0)
         model.heads["ner"].weight.mul_(100)

@@ -225,6 +225,59 @@ def test_crf_model_trains_and_decodes(tokenizer):
     assert ((tags == -100) == (labels == -100)).all()
 
 
+def test_subword_mean_pooling_tags_each_word_from_all_its_sub_tokens(tmp_path, tokenizer):
+    plain = tiny_model()
+    pooled = tiny_model(subword_pooling="mean")
+    pooled.load_state_dict(plain.state_dict(), strict=False)  # all but the continuation marks
+    pooled.mark_word_continuations(tokenizer)
+    texts = ["play unbelievably catchy songs by Kraftwerk", "book a table at Mikkeller"]
+    batch = encode(tokenizer, texts)
+    states = plain.backbone(**batch).last_hidden_state
+    own, mean = plain(**batch).logits["ner"], pooled(**batch).logits["ner"]
+    for row in range(len(texts)):
+        word_ids = batch.word_ids(row)
+        words = {word: [i for i, w in enumerate(word_ids) if w == word] for word in set(word_ids) - {None}}
+        assert any(len(positions) > 1 for positions in words.values())
+        for positions in words.values():
+            expected = plain.heads["ner"](states[row, positions].mean(dim=0))
+            for position in positions:  # every sub-token reads the whole word; one-piece words are unchanged
+                torch.testing.assert_close(mean[row, position], expected)
+            if len(positions) == 1:
+                torch.testing.assert_close(mean[row, positions[0]], own[row, positions[0]])
+            else:
+                assert not torch.allclose(mean[row, positions[0]], own[row, positions[0]], atol=1e-4)
+        padding = batch["attention_mask"][row] == 0
+        cls_and_sep = [i for i, w in enumerate(word_ids) if w is None and not padding[i]]
+        torch.testing.assert_close(mean[row, cls_and_sep], own[row, cls_and_sep])  # special tokens stand alone
+
+    pooled.save_pretrained(tmp_path)
+    loaded = MultiTaskBertModel.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.word_continuations, pooled.word_continuations)
+    torch.testing.assert_close(loaded(**batch).logits["ner"], mean)
+
+
+def test_subword_mean_pooling_refuses_what_it_cannot_pool(tokenizer):
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    with pytest.raises(ValueError, match='Only a model with `subword_pooling="mean"`'):
+        tiny_model().mark_word_continuations(tokenizer)
+    pooled = tiny_model(subword_pooling="mean")
+    word_level = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]")))
+    with pytest.raises(ValueError, match=r"continuation prefix .*\(WordLevel model\) has none"):
+        pooled.mark_word_continuations(word_level)
+    embeds = pooled.backbone.get_input_embeddings()(encode(tokenizer, ["hello"])["input_ids"])
+    with pytest.raises(ValueError, match="finds words in `input_ids`"):
+        pooled(inputs_embeds=embeds)
+
+
+def test_from_backbone_marks_the_word_continuations_of_its_tokenizer(tiny_backbone_dir, tokenizer):
+    model = MultiTaskBertModel.from_backbone(str(tiny_backbone_dir), ner_labels=["O"], subword_pooling="mean")
+    continuations = {index for token, index in tokenizer.get_vocab().items() if token.startswith("##")}
+    assert set(model.word_continuations.nonzero().flatten().tolist()) == continuations
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -234,6 +287,7 @@ def test_crf_model_trains_and_decodes(tokenizer):
             {"tasks": {"ner": {"level": "token", "labels": ["O"]}}, "sentence_aware_token_heads": True},
             "needs a sentence-level and a token-level task",
         ),
+        ({"subword_pooling": "last"}, "Unknown subword_pooling 'last'; choose one of first, mean"),
         ({"tasks": {"intent": {"level": "sentence", "labels": []}}}, "empty label list"),
         ({"tasks": {"ner": {"level": "token", "labels": ["O", "B-X", "O"]}}}, "more than once: ['O']"),
         ({"tasks": {"ner": {"level": "word", "labels": ["O"]}}}, "level 'word'"),

@@ -99,7 +99,8 @@ def test_per_task_losses_are_logged_as_interval_means(tokenizer, tmp_path):
 
 @pytest.mark.skipif(torch.accelerator.is_available(), reason="with an accelerator, bf16 autocasts there")
 @pytest.mark.parametrize(
-    "model_settings", [{}, {"sentence_head_pooling": "attention", "sentence_aware_token_heads": True}]
+    "model_settings",
+    [{}, {"sentence_head_pooling": "attention", "sentence_aware_token_heads": True, "subword_pooling": "mean"}],
 )
 def test_bf16_trains_under_cpu_autocast_without_asking_for_use_cpu(tokenizer, tmp_path, model_settings):
     model = tiny_model(**model_settings).train()

@@ -145,6 +145,13 @@ class ModelArguments:
             "help": "Token heads also read the sentence heads' predicted label distributions (intent-aware tags)."
         },
     )
+    subword_pooling: str = field(
+        default="first",
+        metadata={
+            "help": "What token heads read for a word cut into sub-tokens: first (each sub-token's own state; tags "
+            "are decided at the first) or mean (the mean of the word's sub-token states; WordPiece tokenizers)."
+        },
+    )
     use_crf: bool = field(default=False, metadata={"help": "A CRF on the NER head (Viterbi decoding)."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the task heads."})
 
@@ -253,6 +260,8 @@ def dataset_and_model(
             pooling=model_args.pooling,
             sentence_head_pooling=model_args.sentence_head_pooling,
             sentence_aware_token_heads=model_args.sentence_aware_token_heads,
+            subword_pooling=model_args.subword_pooling,
+            tokenizer=tokenizer,
             use_crf=model_args.use_crf,
             classifier_dropout=model_args.classifier_dropout,
         )
