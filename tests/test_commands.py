@@ -14,6 +14,7 @@ from transformers import AutoTokenizer
 from multitask_bert.modeling import MultiTaskBertModel
 from multitask_bert.training import cli, commands
 from multitask_bert.training.data import default_data_dir
+from multitask_bert.training.trainer import MultiTaskTrainer
 from multitask_bert.training.training_args import cpu_has_native_bf16
 
 SPLIT_SIZES = {"train": 48, "validation": 24, "test": 24}
@@ -78,6 +79,25 @@ def test_precision_options_override_the_bf16_default(tmp_path, tiny_backbone_dir
     assert cli.main([*argv, *FAST, *option]) == 0
     card = (tmp_path / "README.md").read_text()
     assert ("- Precision:" in card) == (precision is not None) and (precision is None or f"mixed, {precision}" in card)
+
+
+def test_final_scores_are_those_of_the_saved_fp32_model(tmp_path, tiny_backbone_dir, small_data, monkeypatch):
+    head_output_dtypes = []
+    evaluate = MultiTaskTrainer.evaluate
+
+    def recording_evaluate(trainer, *args, **kwargs):
+        hook = trainer.model.heads["intent"].register_forward_hook(
+            lambda module, inputs, output: head_output_dtypes.append(output.dtype)
+        )
+        try:
+            return evaluate(trainer, *args, **kwargs)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(MultiTaskTrainer, "evaluate", recording_evaluate)
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(tmp_path)]
+    assert cli.main([*argv, "--bf16", "true", "--eval-strategy", "no", *FAST]) == 0  # trained under bf16 autocast
+    assert head_output_dtypes and set(head_output_dtypes) == {torch.float32}
 
 
 def test_train_writes_a_publishable_folder_and_reports(trained):

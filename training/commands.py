@@ -344,6 +344,8 @@ def train(argv: list[str]) -> int:
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(str(output_dir))
 
+    # The final scores are the saved model's as users load it (fp32): the mixed-precision autocast wrapper goes.
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     trainer.compute_metrics = build_compute_metrics(model.config)  # the final tables also score each entity type
     results = {
         split: strip_prefix(trainer.evaluate(features[split], metric_key_prefix=split), split)
