@@ -180,10 +180,7 @@ class MultiTaskBertPreTrainedModel(PreTrainedModel):
         a safetensors file is truncated or corrupted. `ignore_mismatched_sizes=True` re-initialises the weights that
         do not fit, as usual.
         """
-        if kwargs.pop("ignore_mismatched_sizes", False):
-            return super().from_pretrained(
-                pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, **kwargs
-            )
+        keep_mismatched = kwargs.pop("ignore_mismatched_sizes", False)
         output_loading_info = kwargs.pop("output_loading_info", False)
         try:
             model, loading_info = super().from_pretrained(
@@ -201,8 +198,15 @@ class MultiTaskBertPreTrainedModel(PreTrainedModel):
                 f"Cannot read the weights of {pretrained_model_name_or_path} ({error}): the safetensors file is "
                 "truncated or corrupted, e.g. by an interrupted copy or download. Download or save it again."
             ) from error
-        if loading_info["mismatched_keys"]:
+        if loading_info["mismatched_keys"] and not keep_mismatched:
             raise ValueError(_describe_mismatches(model.config, loading_info["mismatched_keys"]))
+        unmarked = {key for key, *_ in loading_info["mismatched_keys"]} | set(loading_info["missing_keys"])
+        if "word_continuations" in unmarked:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} has no word_continuations of its vocabulary, which "
+                'subword_pooling="mean" needs: start from the backbone (`from_backbone(..., subword_pooling="mean")`) '
+                "or load the model as it was saved."
+            )
         return (model, loading_info) if output_loading_info else model
 
 
@@ -348,7 +352,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             pooled = self.head_pooling(token_states, attention_mask)
         pooled_features = self.dropout(pooled)
         if self.word_continuations is not None:
-            token_states = self._word_means(token_states, input_ids, attention_mask)
+            token_states = self._word_means(token_states, input_ids)
         token_features = self.dropout(token_states)
         logits = {name: self.heads[name](pooled_features) for name in self.config.sentence_tasks}
         if self.sentence_label_embeddings:
@@ -417,16 +421,26 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         self.word_continuations.zero_()
         self.word_continuations[ids] = True
 
-    def _word_means(
-        self, token_states: torch.Tensor, input_ids: torch.Tensor | None, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Every token's state replaced by the mean of the states of its word's sub-tokens (padding left out)."""
+    def resize_token_embeddings(self, *args, **kwargs) -> nn.Embedding:
+        """[`~PreTrainedModel.resize_token_embeddings`]; with `subword_pooling="mean"`, new tokens start words
+        (`mark_word_continuations` marks them again from a tokenizer)."""
+        embeddings = super().resize_token_embeddings(*args, **kwargs)
+        if self.word_continuations is not None:
+            kept = self.word_continuations[: embeddings.num_embeddings]
+            self.word_continuations = torch.cat([kept, kept.new_zeros(embeddings.num_embeddings - len(kept))])
+        return embeddings
+
+    def _word_means(self, token_states: torch.Tensor, input_ids: torch.Tensor | None) -> torch.Tensor:
+        """Every token's state replaced by the mean of the states of its word's sub-tokens. A word is a piece that
+        does not continue a word and the continuations after it; the piece after `[CLS]` always starts one (a window
+        of a long text may begin inside a word), and padding tokens are words of their own."""
         if input_ids is None:
             raise ValueError('subword_pooling="mean" finds words in `input_ids`; give them, not only `inputs_embeds`.')
-        word_index = (~self.word_continuations[input_ids]).long().cumsum(dim=-1)
-        same_word = (word_index.unsqueeze(-1) == word_index.unsqueeze(-2)) & attention_mask.bool().unsqueeze(-2)
-        weights = same_word.to(token_states.dtype)
-        return weights @ token_states / weights.sum(dim=-1, keepdim=True).clamp(min=1)
+        word_starts = ~self.word_continuations.to(input_ids.device)[input_ids]
+        word_starts[:, :2] = True
+        word_index = word_starts.long().cumsum(dim=-1)
+        weights = (word_index.unsqueeze(-1) == word_index.unsqueeze(-2)).to(token_states.dtype)
+        return weights @ token_states / weights.sum(dim=-1, keepdim=True)
 
     def _return_dict(self, return_dict: bool | None) -> bool:
         return self.config.return_dict if return_dict is None else return_dict

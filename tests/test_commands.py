@@ -189,7 +189,7 @@ def changed_heads(before_dir: Path, after_dir: Path) -> dict[str, bool]:
     return changed
 
 
-def test_subword_pooling_option_builds_a_model_that_tags_whole_words(tmp_path, tiny_backbone_dir, small_data):
+def test_subword_pooling_option_builds_a_model_that_tags_whole_words(tmp_path, tiny_backbone_dir, small_data, capsys):
     argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(tmp_path)]
     assert cli.main([*argv, "--subword-pooling", "mean", *FAST]) == 0
     model = MultiTaskBertModel.from_pretrained(tmp_path)
@@ -198,6 +198,10 @@ def test_subword_pooling_option_builds_a_model_that_tags_whole_words(tmp_path, t
     continuations = {index for token, index in tokenizer.get_vocab().items() if token.startswith("##")}
     assert set(model.word_continuations.nonzero().flatten().tolist()) == continuations
     assert "tagged from the mean of their states" in ModelCard.load(tmp_path / "README.md").text
+    train_again = [*argv[:-1], str(tmp_path / "again"), "--subword-pooling", "mean", *FAST]
+    for command in (train_again, ["evaluate", str(tmp_path), "--data", str(small_data)]):
+        assert cli.main([*command, "--label-all-subtokens", "true"]) == 2
+        assert "--label_all_subtokens: a model with subword_pooling 'mean'" in capsys.readouterr().err
 
 
 def test_continue_training_with_one_head_frozen(trained, small_data, tmp_path):

@@ -230,7 +230,7 @@ def test_subword_mean_pooling_tags_each_word_from_all_its_sub_tokens(tmp_path, t
     pooled = tiny_model(subword_pooling="mean")
     pooled.load_state_dict(plain.state_dict(), strict=False)  # all but the continuation marks
     pooled.mark_word_continuations(tokenizer)
-    texts = ["play unbelievably catchy songs by Kraftwerk", "book a table at Mikkeller"]
+    texts = ["play unbelievably catchy songs by Kraftwerk", "book a table at Mikkeller's at 6:30 o'clock"]
     batch = encode(tokenizer, texts)
     states = plain.backbone(**batch).last_hidden_state
     own, mean = plain(**batch).logits["ner"], pooled(**batch).logits["ner"]
@@ -250,10 +250,20 @@ def test_subword_mean_pooling_tags_each_word_from_all_its_sub_tokens(tmp_path, t
         cls_and_sep = [i for i, w in enumerate(word_ids) if w is None and not padding[i]]
         torch.testing.assert_close(mean[row, cls_and_sep], own[row, cls_and_sep])  # special tokens stand alone
 
+    # A window of a long text that begins inside a word: its first piece starts a word, not [CLS]'s.
+    window = torch.tensor([tokenizer.convert_tokens_to_ids(["[CLS]", "##bly", "##y", "good", "[SEP]"])])
+    window_states = plain.backbone(input_ids=window).last_hidden_state[0]
+    window_tags = pooled(input_ids=window).logits["ner"][0]
+    torch.testing.assert_close(window_tags[0], plain.heads["ner"](window_states[0]))
+    torch.testing.assert_close(window_tags[1], plain.heads["ner"](window_states[1:3].mean(dim=0)))
+
     pooled.save_pretrained(tmp_path)
     loaded = MultiTaskBertModel.from_pretrained(tmp_path).eval()
     assert torch.equal(loaded.word_continuations, pooled.word_continuations)
     torch.testing.assert_close(loaded(**batch).logits["ner"], mean)
+    plain.save_pretrained(tmp_path / "plain")
+    with pytest.raises(ValueError, match="has no word_continuations of its vocabulary"):
+        MultiTaskBertModel.from_pretrained(tmp_path / "plain", subword_pooling="mean")
 
 
 def test_subword_mean_pooling_refuses_what_it_cannot_pool(tokenizer):

@@ -199,9 +199,11 @@ def test_text_config_is_the_encoders():
 # Batching, padding and masks
 
 
-@pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
-def test_batching_equivalence(tokenizer, pooling):
-    model = tiny_model(pooling=pooling)
+@pytest.mark.parametrize(("pooling", "subword_pooling"), [("mean", "first"), ("cls", "first"), ("max", "mean")])
+def test_batching_equivalence(tokenizer, pooling, subword_pooling):
+    model = tiny_model(pooling=pooling, subword_pooling=subword_pooling)
+    if subword_pooling == "mean":
+        model.mark_word_continuations(tokenizer)
     with torch.no_grad():
         together = model(**batch_of(tokenizer))
         for row, text in enumerate(TEXTS):
@@ -212,8 +214,11 @@ def test_batching_equivalence(tokenizer, pooling):
             torch.testing.assert_close(together.logits["ner"][row, :length], alone.logits["ner"][0], atol=1e-5, rtol=0)
 
 
-def test_extra_padding_and_masked_tokens_change_nothing(tokenizer):
-    model = tiny_model()
+@pytest.mark.parametrize("subword_pooling", ["first", "mean"])
+def test_extra_padding_and_masked_tokens_change_nothing(tokenizer, subword_pooling):
+    model = tiny_model(subword_pooling=subword_pooling)
+    if subword_pooling == "mean":
+        model.mark_word_continuations(tokenizer)
     batch = batch_of(tokenizer)
     padded = tokenizer(TEXTS, padding="max_length", max_length=40, return_tensors="pt")
     scrambled = dict(padded)
@@ -371,8 +376,11 @@ def test_input_embeddings_get_and_set(tokenizer):
         assert not torch.allclose(model(**batch).sentence_embedding, before)
 
 
-def test_resize_token_embeddings(tmp_path, tokenizer):
-    model = tiny_model()
+@pytest.mark.parametrize("subword_pooling", ["first", "mean"])
+def test_resize_token_embeddings(tmp_path, tokenizer, subword_pooling):
+    model = tiny_model(subword_pooling=subword_pooling)
+    if subword_pooling == "mean":
+        model.mark_word_continuations(tokenizer)
     old_vocab = model.config.encoder.vocab_size
     old_rows = model.get_input_embeddings().weight.detach().clone()
     embeddings = model.resize_token_embeddings(old_vocab + 10)
@@ -395,6 +403,10 @@ def test_resize_token_embeddings(tmp_path, tokenizer):
     assert model.resize_token_embeddings(old_vocab - 2).weight.shape[0] == old_vocab - 2
     assert model.resize_token_embeddings(old_vocab + 1, pad_to_multiple_of=64).weight.shape[0] % 64 == 0
     assert model.config.encoder.vocab_size % 64 == 0
+    if subword_pooling == "mean":  # the word continuations follow the vocabulary; new tokens start words
+        assert model.word_continuations.shape == (model.config.encoder.vocab_size,)
+        assert torch.equal(model.word_continuations[: old_vocab - 2], reloaded.word_continuations[: old_vocab - 2])
+        assert not model.word_continuations[old_vocab - 2 :].any()
 
 
 def test_enable_input_require_grads(tokenizer):

@@ -16,7 +16,7 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, s
 
 from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
-from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 from multitask_bert.modeling.pipeline_multitask_bert import result_key
 
 from .cli import FLAG_STYLE
@@ -270,6 +270,15 @@ def dataset_and_model(
     return dataset, model, tokenizer
 
 
+def check_subtoken_labels(config: MultiTaskBertConfig, data_args: DataArguments) -> None:
+    """Refuse tags on every sub-token for a model that gives all sub-tokens of a word the same features."""
+    if data_args.label_all_subtokens and config.subword_pooling == "mean":
+        raise ValueError(
+            "--label_all_subtokens: a model with subword_pooling 'mean' gives every sub-token of a word the same "
+            "features, so it cannot tell B- from I- inside one word; tags go on first sub-tokens only."
+        )
+
+
 def unknown_train_labels(train: Dataset, tasks: Iterable[str]) -> dict[str, int]:
     """Per task among `tasks`, how many labels of `train` the vocabulary lacks (they were mapped to `UNK`)."""
     unknown = {}
@@ -310,6 +319,7 @@ def train(argv: list[str]) -> int:
     # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
     # the backbone's own `max_seq_length`, from the config, so embeddings of long texts match the backbone's).
     tokenizer.model_max_length = data_args.max_length
+    check_subtoken_labels(model.config, data_args)
     features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
     # Targets of tasks the model lacks go everywhere; those of its tasks left out by --tasks go from train only, so
     # the evaluation still scores every head (tokenize_dataset makes none for a task without labels in train).
@@ -397,6 +407,7 @@ def evaluate_model(argv: list[str]) -> int:
     dataset = load_dataset_for(data_args, tokenizer, label_lists)
     if options.split not in dataset:
         raise ValueError(f"No split {options.split!r} in the data; it has {list(dataset)}.")
+    check_subtoken_labels(model.config, data_args)
     features = tokenize_dataset(
         DatasetDict({options.split: dataset[options.split]}),
         tokenizer,
