@@ -102,10 +102,14 @@ def published_results() -> dict[str, dict[str, dict[str, float]]]:
 
 
 def cli_arguments(settings: dict) -> list[str]:
-    """`{"use_crf": True, "seed": 0}` -> `["--use_crf", "true", "--seed", "0"]`."""
+    """`{"use_crf": True, "seed": 0}` -> `["--use_crf", "true", "--seed", "0"]`; a dict (`task_weights`) as JSON."""
     arguments = []
     for key, value in settings.items():
-        arguments += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+        if isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = json.dumps(value) if isinstance(value, dict) else str(value)
+        arguments += [f"--{key}", text]
     return arguments
 
 

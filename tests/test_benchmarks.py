@@ -111,6 +111,19 @@ def test_unknown_variant_is_refused(run_accuracy):
         run_accuracy("--study", "multitask", "--variants", "both")
 
 
+def test_row_settings_become_train_options_the_parser_reads_back(tmp_path):
+    """A dict setting (`--set 'task_weights={"intent": 1, "ner": 2}'`) reaches `train` as JSON, not a Python repr."""
+    from transformers import HfArgumentParser
+
+    from multitask_bert.training.training_args import MultiTaskTrainingArguments
+
+    settings = {"task_weights": {"intent": 1, "ner": 2}, "use_cpu": True, "learning_rate": 2e-4}
+    arguments = accuracy_script().cli_arguments(settings) + ["--output_dir", str(tmp_path)]
+    (parsed,) = HfArgumentParser(MultiTaskTrainingArguments).parse_args_into_dataclasses(arguments)
+    assert parsed.task_weights == {"intent": 1, "ner": 2}
+    assert parsed.use_cpu is True and parsed.learning_rate == 2e-4
+
+
 @pytest.mark.parametrize("study", ["ablation", "freezing", "multitask"])
 def test_committed_study_rows_are_what_the_script_would_run(study):
     """Every row in benchmarks/results has the settings that its name trains now, so a rerun hits the same runs."""
