@@ -1,6 +1,7 @@
 """Speed benchmarks: ratios of medians, each pair measured side by side (interleaved) in one run.
 
     python benchmarks/speed.py [--data ../shared/data/atis] [--repeats 5] [--out benchmarks/results/speed.json]
+    python benchmarks/speed.py --training-only --out benchmarks/results/speed_training.json
 
 Writes `speed.json` (schema in benchmarks/README.md). Absolute times are printed for context only: the machines are
 shared and noisy, the ratios are what to compare across runs.
@@ -160,12 +161,13 @@ def training_trainer(
     steps: int,
     bf16: bool,
     padding: str = "dynamic",
+    batch_size: int = 32,
 ) -> MultiTaskTrainer:
-    """A freshly initialised model's Trainer for `steps` steps at batch 32: dynamic padding with length grouping, or
-    every batch padded to 50 tokens (`padding="fixed"`, random order)."""
+    """A freshly initialised model of the recipe (with a CRF) and its Trainer for `steps` steps: dynamic padding with
+    length grouping, or every batch padded to 50 tokens (`padding="fixed"`, random order)."""
     torch.manual_seed(0)
     model = MultiTaskBertModel.from_backbone(
-        default_backbone_path(), intent_labels=labels["intent"], ner_labels=labels["ner"]
+        default_backbone_path(), intent_labels=labels["intent"], ner_labels=labels["ner"], use_crf=True
     )
     if padding == "fixed":
         collator, sampling = MultiTaskDataCollator(tokenizer, padding="max_length", max_length=50), "random"
@@ -174,7 +176,7 @@ def training_trainer(
     args = MultiTaskTrainingArguments(
         output_dir=output_dir,
         max_steps=steps,
-        per_device_train_batch_size=32,
+        per_device_train_batch_size=batch_size,
         train_sampling_strategy=sampling,
         bf16=bf16,
         **TIMED_RUN_ARGUMENTS,
@@ -183,18 +185,26 @@ def training_trainer(
 
 
 def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
-    """Trainer steps with dynamic padding + length grouping vs padding every batch to a fixed 50 tokens (as the
-    JointBERT reference does), and the dynamic run under bf16 autocast; tokens/s and FLOP/s of the dynamic runs."""
+    """Trainer steps at batch 32 with dynamic padding + length grouping vs padding every batch to a fixed 50 tokens
+    (as the JointBERT reference does), the dynamic run under bf16 autocast, and that at batch 64 for half the steps
+    (the same examples); tokens/s and FLOP/s of the dynamic batch-32 runs."""
     train, labels, tokenizer = training_setup(data_dir)
     real_tokens_per_example = statistics.mean(sum(mask) for mask in train["attention_mask"])
-    settings = {"dynamic": ("dynamic", False), "fixed": ("fixed", False), "dynamic_bf16": ("dynamic", True)}
+    settings = {
+        "dynamic": ("dynamic", False, 32),
+        "fixed": ("fixed", False, 32),
+        "dynamic_bf16": ("dynamic", True, 32),
+        "dynamic_bf16_batch64": ("dynamic", True, 64),
+    }
 
     def runner(name: str):
-        padding, bf16 = settings[name]
+        padding, bf16, batch_size = settings[name]
 
         def run():
             with tempfile.TemporaryDirectory() as output_dir:
-                trainer = training_trainer(train, labels, tokenizer, output_dir, steps, bf16, padding)
+                trainer = training_trainer(
+                    train, labels, tokenizer, output_dir, steps * 32 // batch_size, bf16, padding, batch_size
+                )
                 return trainer.train().metrics["train_runtime"]
 
         return run
@@ -211,6 +221,7 @@ def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
         "median_seconds": medians,
         "dynamic_vs_fixed_padding_epoch": medians["fixed"] / medians["dynamic"],
         "bf16_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16"],
+        "bf16_batch64_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16_batch64"],
         "train_tokens_per_second": tokens_per_second,
         "train_flops_per_second": {name: 6 * non_embedding * value for name, value in tokens_per_second.items()},
     }
@@ -279,15 +290,53 @@ def peak_rss_mb(script: str) -> float:
     return int(output.rsplit("RSS", 1)[1]) / 1024
 
 
+def training_report(data_dir: Path, steps: int, repeats: int) -> dict:
+    """`training_speed`'s ratios and medians; tokens/s and MFU against this machine's fp32 and bf16 matmul peaks."""
+    training = training_speed(data_dir, steps, repeats)
+    peak_flops = {"dynamic": matmul_peak_flops(torch.float32), "dynamic_bf16": matmul_peak_flops(torch.bfloat16)}
+    train_flops = training["train_flops_per_second"]
+    return {
+        "ratios": {
+            name: training[name]
+            for name in ("dynamic_vs_fixed_padding_epoch", "bf16_vs_fp32_epoch", "bf16_batch64_vs_fp32_epoch")
+        },
+        "train_steps_median_seconds": training["median_seconds"],
+        "train_tokens_per_second": training["train_tokens_per_second"]["dynamic"],
+        "train_gflops_per_second": train_flops["dynamic"] / 1e9,
+        "matmul_peak_gflops": peak_flops["dynamic"] / 1e9,
+        "mfu_train": train_flops["dynamic"] / peak_flops["dynamic"],
+        "train_tokens_per_second_bf16": training["train_tokens_per_second"]["dynamic_bf16"],
+        "matmul_peak_gflops_bf16": peak_flops["dynamic_bf16"] / 1e9,
+        "mfu_train_bf16": train_flops["dynamic_bf16"] / peak_flops["dynamic_bf16"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-1-sample", type=int, default=64, help="utterances timed one by one at batch 1")
     parser.add_argument("--train-steps", type=int, default=20, help="Trainer steps per timed training run")
+    parser.add_argument("--training-only", action="store_true", help="Only the training runs and the matmul peaks.")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "speed.json")
     args = parser.parse_args()
     torch.manual_seed(0)
+    machine = (
+        f"{cpu_model()}, native bf16: {cpu_has_native_bf16()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}"
+    )
+    training = training_report(args.data, args.train_steps, max(2, args.repeats // 2))
+    if args.training_only:
+        result = {"machine": machine, **training}
+    else:
+        result = {"machine": machine, **inference_report(args, training)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def inference_report(args: argparse.Namespace, training: dict) -> dict:
+    """The inference comparisons, memory and throughput, with the training ratios and MFU merged in."""
     texts = load_utterances(args.data)
     single = texts[: args.batch_1_sample]
     ratios, seconds = {}, {}
@@ -311,35 +360,19 @@ def main() -> None:
         ratios["onnx_fp32_vs_eager_b1"] = timing["eager"] / timing["onnx_fp32"]
         ratios["onnx_int8_vs_eager_b1"] = timing["eager"] / timing["onnx_int8"]
         seconds["onnx_vs_eager_b1"] = timing
-
-        training = training_speed(args.data, args.train_steps, max(2, args.repeats // 2))
-        ratios["dynamic_vs_fixed_padding_epoch"] = training["dynamic_vs_fixed_padding_epoch"]
-        ratios["bf16_vs_fp32_epoch"] = training["bf16_vs_fp32_epoch"]
-        seconds["train_steps"] = training["median_seconds"]
         peak_rss = pipeline_peak_rss(model_dir, texts[:256])
 
-    throughput = throughput_by_batch_size(texts[:256], (1, 4, 16, 32, 64), max(2, args.repeats // 2))
-    peak_flops = {"dynamic": matmul_peak_flops(torch.float32), "dynamic_bf16": matmul_peak_flops(torch.bfloat16)}
-    train_flops = training["train_flops_per_second"]
-    result = {
-        "machine": f"{cpu_model()}, native bf16: {cpu_has_native_bf16()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}",
+    seconds["train_steps"] = training.pop("train_steps_median_seconds")
+    return {
         "utterances": len(texts),
-        "ratios": ratios,
+        "ratios": {**ratios, **training.pop("ratios")},
         "median_seconds": seconds,
-        "train_tokens_per_second": training["train_tokens_per_second"]["dynamic"],
-        "train_gflops_per_second": train_flops["dynamic"] / 1e9,
-        "matmul_peak_gflops": peak_flops["dynamic"] / 1e9,
-        "mfu_train": train_flops["dynamic"] / peak_flops["dynamic"],
-        "train_tokens_per_second_bf16": training["train_tokens_per_second"]["dynamic_bf16"],
-        "matmul_peak_gflops_bf16": peak_flops["dynamic_bf16"] / 1e9,
-        "mfu_train_bf16": train_flops["dynamic_bf16"] / peak_flops["dynamic_bf16"],
+        **training,
         "peak_rss_mb": peak_rss,
-        "utterances_per_second_by_batch_size": throughput,
+        "utterances_per_second_by_batch_size": throughput_by_batch_size(
+            texts[:256], (1, 4, 16, 32, 64), max(2, args.repeats // 2)
+        ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
