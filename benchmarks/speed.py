@@ -203,7 +203,7 @@ def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
         def run():
             with tempfile.TemporaryDirectory() as output_dir:
                 trainer = training_trainer(
-                    train, labels, tokenizer, output_dir, steps * 32 // batch_size, bf16, padding, batch_size
+                    train, labels, tokenizer, output_dir, max(1, steps * 32 // batch_size), bf16, padding, batch_size
                 )
                 return trainer.train().metrics["train_runtime"]
 
