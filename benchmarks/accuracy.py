@@ -102,14 +102,10 @@ def published_results() -> dict[str, dict[str, dict[str, float]]]:
 
 
 def cli_arguments(settings: dict) -> list[str]:
-    """`{"use_crf": True, "seed": 0}` -> `["--use_crf", "true", "--seed", "0"]`; a dict (`task_weights`) as JSON."""
+    """`{"use_crf": True, "seed": 0}` -> `["--use_crf", "true", "--seed", "0"]`; booleans and dicts as JSON."""
     arguments = []
     for key, value in settings.items():
-        if isinstance(value, bool):
-            text = str(value).lower()
-        else:
-            text = json.dumps(value) if isinstance(value, dict) else str(value)
-        arguments += [f"--{key}", text]
+        arguments += [f"--{key}", json.dumps(value) if isinstance(value, (bool, dict)) else str(value)]
     return arguments
 
 

@@ -187,7 +187,8 @@ def training_trainer(
 def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
     """Trainer steps at batch 32 with dynamic padding + length grouping vs padding every batch to a fixed 50 tokens
     (as the JointBERT reference does), the dynamic run under bf16 autocast, and that at batch 64 for half the steps
-    (the same examples); tokens/s and FLOP/s of the dynamic batch-32 runs."""
+    (the same examples); tokens/s and MFU of the dynamic batch-32 runs against this machine's fp32 and bf16 matmul
+    peaks."""
     train, labels, tokenizer = training_setup(data_dir)
     real_tokens_per_example = statistics.mean(sum(mask) for mask in train["attention_mask"])
     settings = {
@@ -217,13 +218,22 @@ def training_speed(data_dir: Path, steps: int, repeats: int) -> dict:
     tokens_per_second = {
         name: steps * 32 * real_tokens_per_example / medians[name] for name in ("dynamic", "dynamic_bf16")
     }
+    flops = {name: 6 * non_embedding * value for name, value in tokens_per_second.items()}
+    peak_flops = {"dynamic": matmul_peak_flops(torch.float32), "dynamic_bf16": matmul_peak_flops(torch.bfloat16)}
     return {
-        "median_seconds": medians,
-        "dynamic_vs_fixed_padding_epoch": medians["fixed"] / medians["dynamic"],
-        "bf16_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16"],
-        "bf16_batch64_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16_batch64"],
-        "train_tokens_per_second": tokens_per_second,
-        "train_flops_per_second": {name: 6 * non_embedding * value for name, value in tokens_per_second.items()},
+        "ratios": {
+            "dynamic_vs_fixed_padding_epoch": medians["fixed"] / medians["dynamic"],
+            "bf16_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16"],
+            "bf16_batch64_vs_fp32_epoch": medians["dynamic"] / medians["dynamic_bf16_batch64"],
+        },
+        "median_seconds": {"train_steps": medians},
+        "train_tokens_per_second": tokens_per_second["dynamic"],
+        "train_gflops_per_second": flops["dynamic"] / 1e9,
+        "matmul_peak_gflops": peak_flops["dynamic"] / 1e9,
+        "mfu_train": flops["dynamic"] / peak_flops["dynamic"],
+        "train_tokens_per_second_bf16": tokens_per_second["dynamic_bf16"],
+        "matmul_peak_gflops_bf16": peak_flops["dynamic_bf16"] / 1e9,
+        "mfu_train_bf16": flops["dynamic_bf16"] / peak_flops["dynamic_bf16"],
     }
 
 
@@ -290,27 +300,6 @@ def peak_rss_mb(script: str) -> float:
     return int(output.rsplit("RSS", 1)[1]) / 1024
 
 
-def training_report(data_dir: Path, steps: int, repeats: int) -> dict:
-    """`training_speed`'s ratios and medians; tokens/s and MFU against this machine's fp32 and bf16 matmul peaks."""
-    training = training_speed(data_dir, steps, repeats)
-    peak_flops = {"dynamic": matmul_peak_flops(torch.float32), "dynamic_bf16": matmul_peak_flops(torch.bfloat16)}
-    train_flops = training["train_flops_per_second"]
-    return {
-        "ratios": {
-            name: training[name]
-            for name in ("dynamic_vs_fixed_padding_epoch", "bf16_vs_fp32_epoch", "bf16_batch64_vs_fp32_epoch")
-        },
-        "train_steps_median_seconds": training["median_seconds"],
-        "train_tokens_per_second": training["train_tokens_per_second"]["dynamic"],
-        "train_gflops_per_second": train_flops["dynamic"] / 1e9,
-        "matmul_peak_gflops": peak_flops["dynamic"] / 1e9,
-        "mfu_train": train_flops["dynamic"] / peak_flops["dynamic"],
-        "train_tokens_per_second_bf16": training["train_tokens_per_second"]["dynamic_bf16"],
-        "matmul_peak_gflops_bf16": peak_flops["dynamic_bf16"] / 1e9,
-        "mfu_train_bf16": train_flops["dynamic_bf16"] / peak_flops["dynamic_bf16"],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -325,18 +314,19 @@ def main() -> None:
         f"{cpu_model()}, native bf16: {cpu_has_native_bf16()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}"
     )
-    training = training_report(args.data, args.train_steps, max(2, args.repeats // 2))
-    if args.training_only:
-        result = {"machine": machine, **training}
-    else:
-        result = {"machine": machine, **inference_report(args, training)}
+    result = {"machine": machine, **training_speed(args.data, args.train_steps, max(2, args.repeats // 2))}
+    if not args.training_only:
+        inference = inference_report(args)
+        result["ratios"] = {**inference.pop("ratios"), **result["ratios"]}
+        result["median_seconds"] = {**inference.pop("median_seconds"), **result["median_seconds"]}
+        result.update(inference)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
-def inference_report(args: argparse.Namespace, training: dict) -> dict:
-    """The inference comparisons, memory and throughput, with the training ratios and MFU merged in."""
+def inference_report(args: argparse.Namespace) -> dict:
+    """The inference comparisons (ratios and median seconds), memory and throughput."""
     texts = load_utterances(args.data)
     single = texts[: args.batch_1_sample]
     ratios, seconds = {}, {}
@@ -362,12 +352,10 @@ def inference_report(args: argparse.Namespace, training: dict) -> dict:
         seconds["onnx_vs_eager_b1"] = timing
         peak_rss = pipeline_peak_rss(model_dir, texts[:256])
 
-    seconds["train_steps"] = training.pop("train_steps_median_seconds")
     return {
         "utterances": len(texts),
-        "ratios": {**ratios, **training.pop("ratios")},
+        "ratios": ratios,
         "median_seconds": seconds,
-        **training,
         "peak_rss_mb": peak_rss,
         "utterances_per_second_by_batch_size": throughput_by_batch_size(
             texts[:256], (1, 4, 16, 32, 64), max(2, args.repeats // 2)
