@@ -80,6 +80,18 @@ STS_RESULT = {
 DEFAULT_TASKS = ("intent", "ner")
 OTHER_TASK_SCORES = ("accuracy", "precision", "recall", "f1")
 PER_TYPE_METRIC = re.compile(r"entity_.+_(precision|recall|f1|support)")
+# Calibration and out-of-scope scores of a sentence-level task `<task>_<score>` (training/out_of_scope.py), with their
+# model-index metric type and name.
+OUT_OF_SCOPE_SCORES = {
+    "in_scope_accuracy": ("accuracy", "In-scope accuracy (answering out-of-scope is wrong)"),
+    "out_of_scope_recall": ("recall", "Out-of-scope recall"),
+    "out_of_scope_precision": ("precision", "Out-of-scope precision"),
+    "out_of_scope_f1": ("f1", "Out-of-scope F1"),
+    "out_of_scope_auroc": ("roc_auc", "Out-of-scope AUROC"),
+    "out_of_scope_fpr95": ("fpr95", "Out-of-scope FPR at 95% in-scope recall"),
+    "ece": ("ece", "Expected calibration error"),
+    "ece_uncalibrated": ("ece", "Expected calibration error before temperature scaling"),
+}
 FRAMEWORKS = [
     "multitask-bert",
     "transformers",
@@ -170,7 +182,8 @@ def build_model_card(
     config = _load_config(model_dir)
     other_tasks = [task for task in config.tasks if task not in DEFAULT_TASKS]
     eval_results = {
-        split: _split_metrics(split, metrics, other_tasks) for split, metrics in (eval_results or {}).items()
+        split: _split_metrics(split, metrics, other_tasks, config.sentence_tasks)
+        for split, metrics in (eval_results or {}).items()
     }
     if embedding_similarity:
         embedding_similarity = {"split": "test", "base_spearman_cosine": None, **embedding_similarity}
@@ -192,6 +205,9 @@ def build_model_card(
         model_name=model_name,
         eval_results=(
             _eval_results(eval_results, dataset_name or dataset_id or "unnamed data", dataset_id)
+            + _out_of_scope_eval_results(
+                eval_results, config.sentence_tasks, dataset_name or dataset_id or "unnamed data", dataset_id
+            )
             + _sts_eval_results(embedding_similarity)
         )
         or None,
@@ -247,6 +263,20 @@ def build_model_card(
             }
             for split, metrics in eval_results.items()
             for task in other_tasks
+        ],
+        detectors=[
+            {"task": task, "temperature": config.task_temperature(task), **(config.task_out_of_scope(task) or {})}
+            for task in config.sentence_tasks
+        ],
+        calibration_rows=[
+            {
+                "split": split,
+                "task": task,
+                **{score: _format(metrics.get(f"{task}_{score}")) for score in OUT_OF_SCOPE_SCORES},
+            }
+            for split, metrics in eval_results.items()
+            for task in config.sentence_tasks
+            if f"{task}_ece" in metrics or f"{task}_in_scope_accuracy" in metrics
         ],
         entity_type_splits=entity_type_splits,
         entity_type_rows=[
@@ -415,11 +445,14 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
-def _split_metrics(split: str, metrics: dict[str, float], other_tasks: list[str]) -> dict[str, float]:
+def _split_metrics(
+    split: str, metrics: dict[str, float], other_tasks: list[str], sentence_tasks: list[str]
+) -> dict[str, float]:
     if not isinstance(metrics, dict):
         raise ValueError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
     stripped = {re.sub(rf"^(eval|{re.escape(split)})_", "", key): value for key, value in metrics.items()}
     other_keys = {f"{task}_{score}" for task in other_tasks for score in OTHER_TASK_SCORES}
+    other_keys |= {f"{task}_{score}" for task in sentence_tasks for score in OUT_OF_SCOPE_SCORES}
     known = {
         key: value
         for key, value in stripped.items()
@@ -458,6 +491,29 @@ def _eval_results(eval_results: dict[str, dict], dataset_name: str, dataset_id: 
         for split, metrics in eval_results.items()
         for key, (task_type, task_name, metric_type, metric_name) in METRICS.items()
         if key in metrics
+    ]
+
+
+def _out_of_scope_eval_results(
+    eval_results: dict[str, dict], sentence_tasks: list[str], dataset_name: str, dataset_id: str | None
+) -> list[EvalResult]:
+    """model-index entries of the calibration and out-of-scope scores of each sentence-level task."""
+    dataset_type = dataset_id or re.sub(r"[^\w.-]+", "-", dataset_name.lower()).strip("-")
+    return [
+        EvalResult(
+            task_type="text-classification",
+            task_name=f"Out-of-scope detection ({task})",
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type=metric_type,
+            metric_name=metric_name,
+            metric_value=float(metrics[f"{task}_{score}"]),
+        )
+        for split, metrics in eval_results.items()
+        for task in sentence_tasks
+        for score, (metric_type, metric_name) in OUT_OF_SCOPE_SCORES.items()
+        if f"{task}_{score}" in metrics
     ]
 
 

@@ -18,6 +18,12 @@ HEAD_POOLING_MODES = (*POOLING_MODES, "attention")
 # first sub-token), or the mean of the word's sub-token states at every one of them.
 SUBWORD_POOLING_MODES = ("first", "mean")
 TASK_LEVELS = ("sentence", "token")
+# Out-of-scope scores of a sentence-level head (higher: further out of scope): maximum softmax probability, energy
+# (logsumexp of the logits), Mahalanobis distance of the head's input to the nearest class mean (shared covariance),
+# cosine distance of the sentence embedding to the nearest stored train embedding.
+OUT_OF_SCOPE_METHODS = ("msp", "energy", "mahalanobis", "knn")
+# Methods that keep fitted vectors in the weights (class means, train embeddings): their count is `size`.
+OUT_OF_SCOPE_METHODS_WITH_VECTORS = ("mahalanobis", "knn")
 DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
     "ner": {"level": "token", "labels": ["O"]},
@@ -48,7 +54,11 @@ class MultiTaskBertConfig(PreTrainedConfig):
         tasks (`dict`):
             Ordered `{name: {"level": "sentence" | "token", "labels": [...]}}`. Sentence-level heads read the
             pooled vector (or their own, see `sentence_head_pooling`), token-level heads every token state. Defaults
-            to an `intent` and an `ner` head.
+            to an `intent` and an `ner` head. A sentence-level task may also have a `"temperature"` (its logits are
+            divided by it before the softmax: calibrated scores) and an `"out_of_scope"` detector, `{"label": ...,
+            "method": ..., "threshold": ..., "size": ...}`: an input whose out-of-scope score (`method`, one of
+            `OUT_OF_SCOPE_METHODS`) is above `threshold` gets `label`, which is none of the head's labels; `size` is
+            the number of fitted vectors the method keeps in the weights (class means or train embeddings).
         sentence_aware_token_heads (`bool`, defaults to `False`):
             Token-level heads also read the sentence-level heads' predictions: every token's features get, per
             sentence task, a learned vector of its predicted label distribution (the softmax of its logits through a
@@ -147,6 +157,7 @@ class MultiTaskBertConfig(PreTrainedConfig):
             duplicates = sorted({label for label in labels if labels.count(label) > 1})
             if duplicates:
                 raise ValueError(f"Task {name!r} lists these labels more than once: {duplicates}.")
+            self._validate_out_of_scope(name, spec)
         if self.sentence_aware_token_heads and not (self.sentence_tasks and self.token_tasks):
             levels = {name: spec["level"] for name, spec in self.tasks.items()}
             raise ValueError(
@@ -155,6 +166,41 @@ class MultiTaskBertConfig(PreTrainedConfig):
         unknown = sorted(set(self.task_weights or {}) - set(self.tasks))
         if unknown:
             raise ValueError(f"`task_weights` names tasks that do not exist: {unknown}; tasks: {list(self.tasks)}.")
+
+    @staticmethod
+    def _validate_out_of_scope(name: str, spec: dict) -> None:
+        """Raise a `ValueError` if a task's temperature or out-of-scope detector is malformed."""
+        temperature = spec.get("temperature")
+        detector = spec.get("out_of_scope")
+        if (temperature is not None or detector is not None) and spec["level"] != "sentence":
+            raise ValueError(f"Task {name!r}: only sentence-level tasks have a temperature or an out-of-scope label.")
+        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise ValueError(f"Task {name!r}: the temperature must be a positive number, got {temperature!r}.")
+        if detector is None:
+            return
+        label, method, threshold = detector.get("label"), detector.get("method"), detector.get("threshold")
+        if not isinstance(label, str) or not label or label in spec["labels"]:
+            raise ValueError(
+                f"Task {name!r}: the out-of-scope label {label!r} must be a new label, not one of the head's."
+            )
+        if method not in OUT_OF_SCOPE_METHODS:
+            raise ValueError(
+                f"Task {name!r}: unknown out-of-scope method {method!r}; choose one of "
+                f"{', '.join(OUT_OF_SCOPE_METHODS)}."
+            )
+        if threshold is not None and not isinstance(threshold, (int, float)):
+            raise ValueError(f"Task {name!r}: the out-of-scope threshold must be a number, got {threshold!r}.")
+        size = detector.get("size")
+        if method in OUT_OF_SCOPE_METHODS_WITH_VECTORS and not (isinstance(size, int) and size > 0):
+            raise ValueError(f"Task {name!r}: out-of-scope method {method!r} needs a positive `size`, got {size!r}.")
+
+    def task_temperature(self, task: str) -> float:
+        """What a sentence-level task's logits are divided by before the softmax (1 unless calibrated)."""
+        return float(self.tasks[task].get("temperature", 1.0))
+
+    def task_out_of_scope(self, task: str) -> dict | None:
+        """A sentence-level task's out-of-scope detector (`label`, `method`, `threshold`, `size`), if it has one."""
+        return self.tasks[task].get("out_of_scope")
 
     @property
     def sentence_tasks(self) -> list[str]:

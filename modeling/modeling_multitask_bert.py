@@ -19,8 +19,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutpu
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file
 
-from .configuration_multitask_bert import MultiTaskBertConfig
-from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline
+from .configuration_multitask_bert import OUT_OF_SCOPE_METHODS_WITH_VECTORS, MultiTaskBertConfig
+from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline, answerable_logits
 
 IGNORE_INDEX = -100
 
@@ -56,6 +56,12 @@ class MultiTaskBertOutput(ModelOutput):
             Attention weights of each encoder layer, `(batch, num_heads, seq_len, seq_len)`, when
             `output_attentions=True` (argument or config); as in transformers, only the `"eager"` attention
             implementation computes them.
+        sentence_features (`torch.FloatTensor` of shape `(batch, hidden_size)`, *optional*):
+            What the sentence-level heads read (before dropout): the pooled vector, or their own pooling's; when
+            `output_sentence_features=True`.
+        out_of_scope_scores (`dict[str, torch.FloatTensor]`, *optional*):
+            `(batch,)` out-of-scope score (higher: further out of scope) of each sentence-level task that has a
+            detector (`config.task_out_of_scope(task)`).
 
     Unlike single-task transformers models, `logits` is a dict (one entry per task head) and there is no
     `last_hidden_state` (`get_text_features` returns it, with the sentence embedding as `pooler_output`).
@@ -67,6 +73,47 @@ class MultiTaskBertOutput(ModelOutput):
     sentence_embedding: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    sentence_features: torch.FloatTensor | None = None
+    out_of_scope_scores: dict[str, torch.FloatTensor] | None = None
+
+
+class OutOfScopeScorer(nn.Module):
+    """
+    Out-of-scope score of one sentence-level head, higher for inputs further out of scope, by `method`:
+
+    - `"msp"`: 1 - the maximum softmax probability (Hendrycks and Gimpel, 2017);
+    - `"energy"`: the energy `-T * logsumexp(logits / T)` (Liu et al., 2020);
+    - `"mahalanobis"`: the squared Mahalanobis distance of the head's input to the nearest class mean under one shared
+      covariance (Podolskiy et al., 2021), kept as a whitening matrix and whitened class means (`size` of them);
+    - `"knn"`: 1 - the cosine similarity of the sentence embedding to its nearest stored train embedding (`size`).
+
+    Fitted vectors are buffers, so they are saved with the weights and exported to ONNX.
+    """
+
+    def __init__(self, method: str, size: int | None, hidden_size: int):
+        super().__init__()
+        self.method = method
+        if method == "mahalanobis":
+            self.register_buffer("whitening", torch.zeros(hidden_size, hidden_size))
+            self.register_buffer("class_means", torch.zeros(size, hidden_size))
+        elif method == "knn":
+            self.register_buffer("train_embeddings", torch.zeros(size, hidden_size))
+
+    def forward(
+        self, logits: torch.Tensor, features: torch.Tensor, embedding: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """`logits` are the head's answerable logits over `temperature` (`answerable_logits`)."""
+        if self.method == "msp":
+            return 1.0 - logits.softmax(dim=-1).max(dim=-1).values
+        if self.method == "energy":
+            return -temperature * torch.logsumexp(logits, dim=-1)
+        if self.method == "mahalanobis":
+            # fp32 also in a model loaded in half precision; differences, not expanded squares, which cancel badly.
+            whitened = features.float() @ self.whitening.float()
+            differences = whitened.unsqueeze(1) - self.class_means.float().unsqueeze(0)
+            return (differences * differences).sum(dim=-1).min(dim=-1).values
+        similarities = nn.functional.normalize(embedding.float(), dim=-1) @ self.train_embeddings.float().T
+        return (1.0 - similarities.max(dim=-1).values).clamp(min=0.0)
 
 
 class Pooling(nn.Module):
@@ -246,6 +293,13 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             "word_continuations",
             torch.zeros(config.encoder.vocab_size, dtype=torch.bool) if config.subword_pooling == "mean" else None,
         )
+        self.out_of_scope_scorers = nn.ModuleDict(
+            {
+                name: OutOfScopeScorer(detector["method"], detector.get("size"), hidden_size)
+                for name in config.sentence_tasks
+                if (detector := config.task_out_of_scope(name)) is not None
+            }
+        )
         self.log_task_variances = nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
         readable = _readable_positions(self.backbone)
         if readable is not None:
@@ -333,6 +387,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        output_sentence_features: bool = False,
         **other_task_labels: torch.Tensor,
     ) -> MultiTaskBertOutput | tuple:
         r"""
@@ -341,6 +396,8 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             `-100` is ignored (an example may carry labels for only some tasks).
         output_attentions, output_hidden_states, return_dict (`bool`, *optional*):
             As in transformers models; `None` takes the config's value.
+        output_sentence_features (`bool`, defaults to `False`):
+            Also return `sentence_features`, what the sentence-level heads read (to fit out-of-scope scores on).
         """
         task_labels = self._collect_task_labels(intent_labels, ner_labels, other_task_labels)
         attention_mask = self._attention_mask(input_ids, inputs_embeds, attention_mask)
@@ -370,8 +427,58 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             sentence_embedding=embedding,
             hidden_states=encoded.hidden_states,
             attentions=encoded.attentions,
+            sentence_features=pooled if output_sentence_features else None,
+            out_of_scope_scores=self._out_of_scope_scores(logits, pooled, embedding),
         )
         return output if self._return_dict(return_dict) else output.to_tuple()
+
+    def _out_of_scope_scores(
+        self, logits: dict[str, torch.Tensor], features: torch.Tensor, embedding: torch.Tensor
+    ) -> dict[str, torch.Tensor] | None:
+        scores = {}
+        for task, scorer in self.out_of_scope_scorers.items():
+            temperature = self.config.task_temperature(task)
+            answerable = answerable_logits(self.config.task_labels(task), logits[task], temperature)
+            scores[task] = scorer(answerable, features, embedding, temperature)
+        return scores or None
+
+    def set_temperature(self, task: str, temperature: float) -> None:
+        """Divide `task`'s logits by `temperature` before the softmax from now on (saved in the config)."""
+        self.config.task_labels(task)
+        self.config.tasks[task]["temperature"] = float(temperature)
+        self.config.validate_tasks()
+
+    def set_out_of_scope(
+        self,
+        task: str,
+        label: str,
+        method: str,
+        threshold: float | None,
+        vectors: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """
+        Give the sentence-level `task` an out-of-scope detector (saved in the config and the weights): inputs whose
+        `method` score is above `threshold` get `label`. `vectors` are the method's fitted buffers (`whitening` and
+        `class_means` for `"mahalanobis"`, `train_embeddings` for `"knn"`).
+        """
+        vectors = vectors or {}
+        size = None
+        if method in OUT_OF_SCOPE_METHODS_WITH_VECTORS:
+            size = len(vectors["class_means" if method == "mahalanobis" else "train_embeddings"])
+        detector = {"label": label, "method": method, "threshold": threshold, **({"size": size} if size else {})}
+        previous = self.config.tasks[task].get("out_of_scope")
+        self.config.tasks[task]["out_of_scope"] = detector
+        try:
+            self.config.validate_tasks()
+        except ValueError:
+            self.config.tasks[task].pop("out_of_scope")
+            if previous is not None:
+                self.config.tasks[task]["out_of_scope"] = previous
+            raise
+        scorer = OutOfScopeScorer(method, size, self.config.encoder.hidden_size)
+        for name, tensor in vectors.items():
+            getattr(scorer, name).copy_(tensor)
+        self.out_of_scope_scorers[task] = scorer.to(self.device)
 
     def get_text_features(
         self,

@@ -11,6 +11,37 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 
 PIPELINE_TASK = "joint-intent-ner"
+# The label that data readers give to labels unseen in training: a head has a row for it, but it is never an answer.
+UNKNOWN_LABEL = "UNK"
+# The range of each out-of-scope score (its thresholds must lie in it).
+OUT_OF_SCOPE_SCORE_RANGES = {
+    "msp": (0.0, 1.0),
+    "energy": (float("-inf"), float("inf")),
+    "mahalanobis": (0.0, float("inf")),
+    "knn": (0.0, 2.0),
+}
+
+
+def answerable_logits(labels: list[str], logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """A sentence-level head's logits divided by its `temperature`, with `UNK` (unseen in training) masked out, so it
+    is never an answer and takes no probability."""
+    scaled = logits.float() / temperature
+    if UNKNOWN_LABEL in labels and len(labels) > 1:
+        unknown = torch.zeros(len(labels), dtype=torch.bool, device=logits.device)
+        unknown[labels.index(UNKNOWN_LABEL)] = True
+        scaled = scaled.masked_fill(unknown, float("-inf"))
+    return scaled
+
+
+def check_out_of_scope_threshold(method: str, threshold: float, task: str) -> float:
+    """`threshold` as a float, or a `ValueError` if it is not a number in the range of the `method`'s scores."""
+    low, high = OUT_OF_SCOPE_SCORE_RANGES[method]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not low <= threshold <= high:
+        raise ValueError(
+            f"The out-of-scope threshold of {task!r} must be a number in [{low}, {high}] (the range of {method} "
+            f"scores), got {threshold!r}."
+        )
+    return float(threshold)
 
 
 def result_key(task: str) -> str:
@@ -41,7 +72,12 @@ class JointIntentNerPipeline(ChunkPipeline):
     `{"intent": {"label", "score"}, "entities": [{"entity_group", "word", "start", "end", "score"}], "text"}`:
 
     - one key per sentence-level task (`"intent"` for the default heads); with `top_k=k` its value is the list of the
-      `k` best `{"label", "score"}` instead;
+      `k` best `{"label", "score"}` instead. Scores are the head's calibrated probabilities (logits over the task's
+      `temperature`); `UNK` (a label unseen in training) is never an answer. A task with an out-of-scope detector
+      adds `"out_of_scope_score"` (higher: further out of scope), and a text whose score is above the threshold
+      (`out_of_scope_threshold=` overrides the saved one: a number, or `{task: number}`) gets the out-of-scope label
+      instead, with `score` the probability left to the other labels (1 - the best label's); with `top_k` it comes
+      first, then the `k - 1` best labels;
     - one key per token-level task with its entities (`"entities"` for the default `ner` task, `result_key`). Words
       are the tokenizer's own (`word_spans`, the rule that splits training data too). The tag of a word is the tag
       of its first sub-token (Viterbi over the words with a CRF model); words are joined into entities by their
@@ -78,8 +114,11 @@ class JointIntentNerPipeline(ChunkPipeline):
         return_embedding: bool | None = None,
         max_length: int | None = None,
         stride: int | None = None,
+        out_of_scope_threshold: float | dict[str, float] | None = None,
     ) -> tuple[dict, dict, dict]:
         preprocess_params, postprocess_params = {}, {}
+        if out_of_scope_threshold is not None:
+            postprocess_params["thresholds"] = self._thresholds(out_of_scope_threshold)
         if max_length is not None:
             preprocess_params["max_length"] = max_length
         if stride is not None:
@@ -91,6 +130,21 @@ class JointIntentNerPipeline(ChunkPipeline):
         if return_embedding is not None:
             postprocess_params["return_embedding"] = bool(return_embedding)
         return preprocess_params, {}, postprocess_params
+
+    def _thresholds(self, given: float | dict[str, float]) -> dict[str, float]:
+        """`out_of_scope_threshold=` as `{task: threshold}`, checked against the tasks' detectors."""
+        config = self.model.config
+        detected = [task for task in config.sentence_tasks if config.task_out_of_scope(task)]
+        if not detected:
+            raise ValueError("`out_of_scope_threshold` given, but no task of this model has an out-of-scope detector.")
+        thresholds = given if isinstance(given, dict) else dict.fromkeys(detected, given)
+        unknown = sorted(set(thresholds) - set(detected))
+        if unknown:
+            raise ValueError(f"`out_of_scope_threshold` names {unknown}; the tasks with a detector are {detected}.")
+        return {
+            task: check_out_of_scope_threshold(config.task_out_of_scope(task)["method"], value, task)
+            for task, value in thresholds.items()
+        }
 
     def __call__(self, inputs: str | list[str], **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
         """Predict for one text (returns one result) or a list of texts (returns a list of results)."""
@@ -167,8 +221,12 @@ class JointIntentNerPipeline(ChunkPipeline):
             "sentence_embedding": output.sentence_embedding.float(),
             "attention_mask": model_inputs["attention_mask"],
         }
+        scores = output.out_of_scope_scores or {}
         for task in config.sentence_tasks:
-            outputs[f"{task}_probabilities"] = output.logits[task].float().softmax(dim=-1)
+            logits = answerable_logits(config.task_labels(task), output.logits[task], config.task_temperature(task))
+            outputs[f"{task}_probabilities"] = logits.softmax(dim=-1)
+            if task in scores:
+                outputs[f"{task}_out_of_scope_score"] = scores[task].float()
         for task in config.token_tasks:
             logits = output.logits[task].float()
             tags = self.model.decode_tags(task, logits, word_start_mask)
@@ -178,14 +236,27 @@ class JointIntentNerPipeline(ChunkPipeline):
         return {**outputs, **carried}
 
     def postprocess(
-        self, windows: list[dict[str, Any]], top_k: int | None = None, return_embedding: bool = False
+        self,
+        windows: list[dict[str, Any]],
+        top_k: int | None = None,
+        return_embedding: bool = False,
+        thresholds: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         config = self.model.config
         text = windows[0]["text"]
         result: dict[str, Any] = {}
         for task in config.sentence_tasks:
             probabilities = torch.cat([window[f"{task}_probabilities"] for window in windows]).mean(dim=0)
-            result[task] = self._ranked_labels(config.task_labels(task), probabilities, top_k)
+            ranked = self._ranked_labels(config.task_labels(task), probabilities, top_k or 1)
+            detector = config.task_out_of_scope(task)
+            if detector is not None:
+                score = float(torch.cat([window[f"{task}_out_of_scope_score"] for window in windows]).mean())
+                threshold = (thresholds or {}).get(task, detector["threshold"])
+                ranked = [{**answer, "out_of_scope_score": score} for answer in ranked]
+                if threshold is not None and score > threshold:
+                    rejected = {"label": detector["label"], "score": 1.0 - ranked[0]["score"]}
+                    ranked = [{**rejected, "out_of_scope_score": score}, *ranked[: (top_k or 1) - 1]]
+            result[task] = ranked if top_k is not None else ranked[0]
         for task in config.token_tasks:
             result[result_key(task)] = self._entities(text, windows, task, config.task_labels(task))
         result["text"] = text
@@ -194,13 +265,14 @@ class JointIntentNerPipeline(ChunkPipeline):
         return result
 
     @staticmethod
-    def _ranked_labels(labels: list[str], probabilities: torch.Tensor, top_k: int | None) -> dict | list[dict]:
-        scores, indices = probabilities.topk(min(top_k or 1, len(labels)))
-        ranked = [
-            {"label": labels[index], "score": score}
-            for index, score in zip(indices.tolist(), scores.tolist(), strict=True)
+    def _ranked_labels(labels: list[str], probabilities: torch.Tensor, top_k: int) -> list[dict]:
+        """The `top_k` best labels with their probabilities; never `UNK` (unless it is the head's only label)."""
+        answerable = [index for index, label in enumerate(labels) if label != UNKNOWN_LABEL] or [0]
+        scores, order = probabilities[answerable].topk(min(top_k, len(answerable)))
+        return [
+            {"label": labels[answerable[index]], "score": score}
+            for index, score in zip(order.tolist(), scores.tolist(), strict=True)
         ]
-        return ranked if top_k is not None else ranked[0]
 
     @staticmethod
     def _entities(text: str, windows: list[dict[str, Any]], task: str, labels: list[str]) -> list[dict[str, Any]]:
@@ -249,4 +321,13 @@ class JointIntentNerPipeline(ChunkPipeline):
         return torch.nn.functional.normalize(mean, dim=0) if normalize else mean
 
 
-__all__ = ["JointIntentNerPipeline", "PIPELINE_TASK", "result_key", "word_spans"]
+__all__ = [
+    "JointIntentNerPipeline",
+    "OUT_OF_SCOPE_SCORE_RANGES",
+    "PIPELINE_TASK",
+    "UNKNOWN_LABEL",
+    "answerable_logits",
+    "check_out_of_scope_threshold",
+    "result_key",
+    "word_spans",
+]

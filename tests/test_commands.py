@@ -114,7 +114,8 @@ def test_train_writes_a_publishable_folder_and_reports(trained):
     for metrics in results.values():
         for key in ("intent_accuracy", "entity_f1", "sentence_accuracy"):
             assert 0.0 <= metrics[key] <= 1.0
-    assert f"sentence_accuracy  {results['test']['sentence_accuracy']:.4f}" in printed
+    assert re.search(rf"\nsentence_accuracy +{results['test']['sentence_accuracy']:.4f}\n", printed)
+    assert re.search(rf"\nintent_ece +{results['test']['intent_ece']:.4f}\n", printed)
     assert "Example predictions:" in printed and printed.count("    intent ") == 3
 
 
@@ -282,8 +283,12 @@ def test_model_card_states_the_run_in_words_and_its_numbers_match_eval_results(t
         "Entity precision": "entity_precision",
         "Entity recall": "entity_recall",
         "Sentence accuracy (intent and all entities right)": "sentence_accuracy",
+        # Every sentence head is calibrated on validation.
+        "Expected calibration error": "intent_ece",
+        "Expected calibration error before temperature scaling": "intent_ece_uncalibrated",
     }
     assert {split for split, _, _ in index} == set(results)
+    assert {name for _, _, name in index} == set(keys)
     for (split, _, name), value in index.items():
         assert value == pytest.approx(results[split][keys[name]], abs=1e-12)
     # Body: the evaluation table row of each split, to 4 decimals.

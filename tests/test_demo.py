@@ -143,6 +143,17 @@ def test_blank_text_is_refused(nlu_demo):
         nlu_demo.predict("  ")
 
 
+def test_an_out_of_scope_answer_is_shown_first(tokenizer, shipped_bank):
+    model = tiny_model()
+    model.set_out_of_scope("intent", "out_of_scope", "msp", 0.0)  # every text is out of scope
+    demo = app.NluDemo(pipeline("joint-intent-ner", model=model, tokenizer=tokenizer), shipped_bank[:4])
+    intents, _, _ = demo.predict(UTTERANCE)
+    assert list(intents)[0] == "out_of_scope" and len(intents) == app.NUM_INTENTS_SHOWN
+    assert intents["out_of_scope"] == pytest.approx(
+        1 - max(score for label, score in intents.items() if label in INTENTS)
+    )
+
+
 def test_every_task_has_its_output(tokenizer, shipped_bank):
     tasks = {
         "intent": {"level": "sentence", "labels": INTENTS},

@@ -17,7 +17,11 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, s
 from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
-from multitask_bert.modeling.pipeline_multitask_bert import result_key
+from multitask_bert.modeling.pipeline_multitask_bert import (
+    OUT_OF_SCOPE_SCORE_RANGES,
+    check_out_of_scope_threshold,
+    result_key,
+)
 
 from .cli import FLAG_STYLE
 from .data import (
@@ -31,6 +35,13 @@ from .data import (
 )
 from .data.labels import label_names, tags_column
 from .loading import check_model_location, load_tokenizer
+from .out_of_scope import (
+    DEFAULT_IN_SCOPE_SHARE,
+    DEFAULT_METHOD,
+    THRESHOLD_RULES,
+    fit_out_of_scope,
+    sentence_task_scores,
+)
 from .output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
 from .sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
 from .trainer import MultiTaskTrainer, build_compute_metrics
@@ -116,6 +127,75 @@ class TrainDataArguments(DataArguments):
 
 
 @dataclass
+class OutOfScopeArguments:
+    """Out-of-scope detection and calibration, fitted after training (temperature scaling of every sentence head)."""
+
+    out_of_scope_label: str | None = field(
+        default=None,
+        metadata={
+            "help": "The sentence label that means out of scope ('oos' in CLINC150), as LABEL (task intent) or "
+            "TASK=LABEL. Its examples are never a class of the head; the model then answers it for inputs whose "
+            "out-of-scope score is above a threshold chosen on validation. Train needs no such example."
+        },
+    )
+    out_of_scope_method: str = field(
+        default=DEFAULT_METHOD,
+        metadata={"help": "Out-of-scope score: msp, energy, mahalanobis (pooled vector) or knn (sentence embedding)."},
+    )
+    out_of_scope_threshold: float | None = field(
+        default=None, metadata={"help": "Use this threshold instead of choosing one on validation."}
+    )
+    out_of_scope_threshold_rule: str = field(
+        default="in_scope_share",
+        metadata={
+            "help": "How validation chooses the threshold: in_scope_share (keep --out-of-scope-in-scope-share of "
+            "its in-scope utterances in scope; needs no out-of-scope data) or youden (most in-scope kept plus "
+            "out-of-scope caught; needs out-of-scope validation examples)."
+        },
+    )
+    out_of_scope_in_scope_share: float = field(
+        default=DEFAULT_IN_SCOPE_SHARE,
+        metadata={"help": "Share of in-scope validation utterances the in_scope_share rule keeps in scope."},
+    )
+
+    def labels(self, model: MultiTaskBertModel | None = None) -> dict[str, str]:
+        """`{task: label}` from --out-of-scope-label, else the continued `model`'s detectors (or none)."""
+        if self.out_of_scope_label is None:
+            if model is None:
+                return {}
+            return {
+                task: detector["label"]
+                for task in model.config.sentence_tasks
+                if (detector := model.config.task_out_of_scope(task)) is not None
+            }
+        task, separator, label = self.out_of_scope_label.partition("=")
+        if not separator:
+            task, label = "intent", task
+        if not task or not label:
+            raise ValueError(f"--out-of-scope-label {self.out_of_scope_label!r}: give LABEL or TASK=LABEL.")
+        return {task: label}
+
+    def check(self) -> None:
+        """Raise a `ValueError` naming the option that is out of range."""
+        if self.out_of_scope_method not in OUT_OF_SCOPE_SCORE_RANGES:
+            raise ValueError(
+                f"--out-of-scope-method {self.out_of_scope_method!r}: choose one of "
+                f"{', '.join(OUT_OF_SCOPE_SCORE_RANGES)}."
+            )
+        if self.out_of_scope_threshold_rule not in THRESHOLD_RULES:
+            raise ValueError(
+                f"--out-of-scope-threshold-rule {self.out_of_scope_threshold_rule!r}: choose one of "
+                f"{', '.join(THRESHOLD_RULES)}."
+            )
+        if not 0 < self.out_of_scope_in_scope_share <= 1:
+            raise ValueError(f"--out-of-scope-in-scope-share {self.out_of_scope_in_scope_share}: must be in (0, 1].")
+        if self.out_of_scope_threshold is not None:
+            check_out_of_scope_threshold(
+                self.out_of_scope_method, self.out_of_scope_threshold, "--out-of-scope-threshold"
+            )
+
+
+@dataclass
 class ModelArguments:
     """The model to build: a backbone and the choices of `MultiTaskBertConfig`."""
 
@@ -177,6 +257,9 @@ class EvaluateArguments:
     """What `evaluate` scores and prints."""
 
     split: str = field(default="test", metadata={"help": "Split of the data to score."})
+    out_of_scope_threshold: float | None = field(
+        default=None, metadata={"help": "Score out-of-scope decisions at this threshold instead of the saved one."}
+    )
     batch_size: int = field(default=64, metadata={"help": "Examples per forward pass."})
     json: bool = field(default=False, metadata={"help": "Print one JSON object instead of a table."})
 
@@ -199,11 +282,17 @@ def command_parser(dataclass_types: list[type], prog: str) -> HfArgumentParser:
 
 
 def load_dataset_for(
-    data_args: DataArguments, tokenizer: PreTrainedTokenizerBase, label_lists: dict[str, list[str]] | None = None
+    data_args: DataArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    label_lists: dict[str, list[str]] | None = None,
+    out_of_scope: dict[str, str] | None = None,
 ) -> DatasetDict:
     """The user's data, or the embedded default, with texts split into the words of the model's `tokenizer`;
-    `label_lists` (a trained model's) fix the label ids."""
+    `label_lists` (a trained model's) fix the label ids, `out_of_scope` (`{task: label}`) marks out-of-scope
+    examples."""
     options = {"label_lists": label_lists}
+    if out_of_scope:
+        options["out_of_scope"] = out_of_scope
     if data_args.task_columns is not None:
         try:
             options["task_columns"] = json.loads(data_args.task_columns)
@@ -215,7 +304,7 @@ def load_dataset_for(
 
 
 def dataset_and_model(
-    model_args: ModelArguments, data_args: TrainDataArguments
+    model_args: ModelArguments, data_args: TrainDataArguments, out_of_scope_args: OutOfScopeArguments
 ) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
     """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
     if model_args.model_name_or_path:
@@ -233,7 +322,7 @@ def dataset_and_model(
         model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
         tokenizer = load_tokenizer(model_args.model_name_or_path)
-        dataset = load_dataset_for(data_args, tokenizer, label_lists)
+        dataset = load_dataset_for(data_args, tokenizer, label_lists, out_of_scope_args.labels(model))
         if "train" in dataset and (unknown := unknown_train_labels(dataset["train"], model.config.tasks)):
             counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
             raise ValueError(
@@ -245,7 +334,7 @@ def dataset_and_model(
         backbone = model_args.backbone or default_backbone_path()
         check_model_location(backbone)
         tokenizer = load_tokenizer(backbone)
-        dataset = load_dataset_for(data_args, tokenizer)
+        dataset = load_dataset_for(data_args, tokenizer, out_of_scope=out_of_scope_args.labels())
         levels = task_levels(next(iter(dataset.values())).features)
         tasks = {
             task: {"level": levels[task], "labels": names}
@@ -296,10 +385,12 @@ def unknown_train_labels(train: Dataset, tasks: Iterable[str]) -> dict[str, int]
 def train(argv: list[str]) -> int:
     """Fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
     parser = command_parser(
-        [ModelArguments, TrainDataArguments, OutputArguments, MultiTaskTrainingArguments], "multitask-bert train"
+        [ModelArguments, TrainDataArguments, OutOfScopeArguments, OutputArguments, MultiTaskTrainingArguments],
+        "multitask-bert train",
     )
     parser.set_defaults(**TRAIN_DEFAULTS, **precision_defaults(argv))
-    model_args, data_args, output_args, training_args = parse_dataclasses(parser, argv)
+    model_args, data_args, out_of_scope_args, output_args, training_args = parse_dataclasses(parser, argv)
+    out_of_scope_args.check()
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, output_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint))
     training_args.output_dir = str(checkpoints_dir(output_dir))
@@ -308,7 +399,7 @@ def train(argv: list[str]) -> int:
         logging.getLogger(__name__).info("Training on the CPU under bf16 autocast (`--bf16 false` trains in fp32).")
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
-    dataset, model, tokenizer = dataset_and_model(model_args, data_args)
+    dataset, model, tokenizer = dataset_and_model(model_args, data_args, out_of_scope_args)
     data_tasks = list(task_levels(dataset["train"].features))
     trained_tasks = data_args.tasks or [*model.config.tasks, *data_tasks]
     if data_args.tasks and (missing := [task for task in data_args.tasks if task not in model.config.tasks]):
@@ -352,13 +443,36 @@ def train(argv: list[str]) -> int:
     sts_pairs = read_sts_benchmark(data_args.sts_benchmark) if data_args.sts_benchmark else None
     base_sts = starting_model_sts(trainer, sts_pairs) if sts_pairs else None
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    # Calibration, out-of-scope detection and the final scores are the saved model's as users load it (fp32): the
+    # mixed-precision autocast wrapper goes.
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    out_of_scope_labels = out_of_scope_args.labels(model)
+    fit_out_of_scope(
+        model,
+        features["train"],
+        features.get("validation"),
+        trainer.data_collator,
+        out_of_scope_labels,
+        method=out_of_scope_args.out_of_scope_method,
+        rule=out_of_scope_args.out_of_scope_threshold_rule,
+        in_scope_share=out_of_scope_args.out_of_scope_in_scope_share,
+        thresholds=(
+            dict.fromkeys(out_of_scope_labels, out_of_scope_args.out_of_scope_threshold)
+            if out_of_scope_args.out_of_scope_threshold is not None
+            else None
+        ),
+        batch_size=training_args.per_device_eval_batch_size,
+    )
     trainer.save_model(str(output_dir))
 
-    # The final scores are the saved model's as users load it (fp32): the mixed-precision autocast wrapper goes.
-    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     trainer.compute_metrics = build_compute_metrics(model.config)  # the final tables also score each entity type
     results = {
-        split: strip_prefix(trainer.evaluate(features[split], metric_key_prefix=split), split)
+        split: {
+            **strip_prefix(trainer.evaluate(features[split], metric_key_prefix=split), split),
+            **sentence_task_scores(
+                model, features[split], trainer.data_collator, batch_size=training_args.per_device_eval_batch_size
+            ),
+        }
         for split in ("validation", "test")
         if split in features
     }
@@ -404,7 +518,18 @@ def evaluate_model(argv: list[str]) -> int:
     model = AutoModel.from_pretrained(extra.model_dir, trust_remote_code=True)
     tokenizer = load_tokenizer(extra.model_dir)
     label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
-    dataset = load_dataset_for(data_args, tokenizer, label_lists)
+    out_of_scope = OutOfScopeArguments().labels(model)
+    thresholds = None
+    if options.out_of_scope_threshold is not None:
+        if not out_of_scope:
+            raise ValueError("--out-of-scope-threshold: this model has no out-of-scope detector.")
+        thresholds = {
+            task: check_out_of_scope_threshold(
+                model.config.task_out_of_scope(task)["method"], options.out_of_scope_threshold, "--out-of-scope-threshold"
+            )
+            for task in out_of_scope
+        }
+    dataset = load_dataset_for(data_args, tokenizer, label_lists, out_of_scope)
     if options.split not in dataset:
         raise ValueError(f"No split {options.split!r} in the data; it has {list(dataset)}.")
     check_subtoken_labels(model.config, data_args)
@@ -435,6 +560,11 @@ def evaluate_model(argv: list[str]) -> int:
         )
         evaluated = trainer.evaluate(features[options.split], metric_key_prefix=options.split)
     metrics = strip_prefix(evaluated, options.split)
+    metrics.update(
+        sentence_task_scores(
+            model, features[options.split], MultiTaskDataCollator(tokenizer), thresholds, options.batch_size
+        )
+    )
     if data_args.sts_benchmark:
         metrics["sts_benchmark_spearman_cosine"] = sts_benchmark_spearman(extra.model_dir, data_args.sts_benchmark)
     print(json.dumps(metrics) if options.json else metrics_table(metrics))
@@ -449,6 +579,7 @@ def metrics_table(metrics: dict[str, float]) -> str:
     headline += [
         f"{prefix}_f1" for prefix in task_f1 if f"{prefix}_recall" in metrics and f"{prefix}_support" not in metrics
     ]
+    headline += [key for key in metrics if "_out_of_scope_" in key or key.endswith(("_ece", "_ece_uncalibrated"))]
     headline += ["sentence_accuracy", "sts_benchmark_spearman_cosine"]
     rows = [(name, metrics[name]) for name in headline if name in metrics]
     per_type = sorted(

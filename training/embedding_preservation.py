@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 from datasets import Dataset, List, Value
 from torch import nn
-from torch.utils.data import DataLoader
+
+from .forward_pass import sentence_outputs
 
 TEACHER_EMBEDDING = "teacher_embedding"
 
@@ -37,29 +38,9 @@ def teacher_embeddings(
     (iterating a `DataLoader` draws a seed), so training afterwards sees the same data order and dropout as without
     this pass.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    # Shortest first, so each batch is padded little; the vectors go back to the dataset's order below.
-    lengths = [len(ids) for ids in dataset["input_ids"]]
-    order = sorted(range(len(dataset)), key=lengths.__getitem__)
-    computed = []
-    with torch.random.fork_rng(devices=[]):
-        try:
-            batches = DataLoader(dataset.select(order), batch_size=batch_size, collate_fn=collate, shuffle=False)
-            for batch in batches:
-                inputs = {
-                    key: value.to(device)
-                    for key, value in batch.items()
-                    if not key.endswith("_labels") and key != TEACHER_EMBEDDING
-                }
-                computed.append(model(**inputs).sentence_embedding.float().cpu())
-        finally:
-            model.train(was_training)
-    vectors = torch.empty(len(dataset), computed[0].shape[-1] if computed else 0)
-    if computed:
-        vectors[torch.tensor(order)] = torch.cat(computed)
-    return vectors
+    if not len(dataset):
+        return torch.empty(0, 0)
+    return sentence_outputs(model, dataset, collate, batch_size, "Teacher embeddings")["sentence_embedding"]
 
 
 def with_teacher_column(dataset: Dataset, vectors: torch.Tensor) -> Dataset:

@@ -62,9 +62,16 @@ def onnx_input_names(model: MultiTaskBertModel, tokenizer: PreTrainedTokenizerBa
     return names
 
 
+def out_of_scope_tasks(config: MultiTaskBertConfig) -> list[str]:
+    """The sentence-level tasks with an out-of-scope detector, in config order."""
+    return [task for task in config.sentence_tasks if config.task_out_of_scope(task) is not None]
+
+
 def onnx_output_names(config: MultiTaskBertConfig) -> list[str]:
-    """`<task>_logits` for every head, in config order, then `sentence_embedding`."""
-    return [f"{task}_logits" for task in config.tasks] + [EMBEDDING_OUTPUT]
+    """`<task>_logits` for every head, in config order, then `sentence_embedding`, then `<task>_out_of_scope_score`
+    for every task with an out-of-scope detector."""
+    scores = [f"{task}_out_of_scope_score" for task in out_of_scope_tasks(config)]
+    return [f"{task}_logits" for task in config.tasks] + [EMBEDDING_OUTPUT] + scores
 
 
 class _DropRecords(logging.Filter):
@@ -109,7 +116,8 @@ class _FlatOutputs(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return (*(output.logits[task] for task in self.model.config.tasks), output.sentence_embedding)
+        scores = [output.out_of_scope_scores[task] for task in out_of_scope_tasks(self.model.config)]
+        return (*(output.logits[task] for task in self.model.config.tasks), output.sentence_embedding, *scores)
 
 
 class OnnxMultiTaskModel(nn.Module):
@@ -186,8 +194,12 @@ class OnnxMultiTaskModel(nn.Module):
             given["token_type_ids"] = torch.zeros_like(input_ids)
         feed = {name: given[name].detach().cpu().numpy().astype(np.int64) for name in self.input_names}
         outputs = [torch.from_numpy(array).to(input_ids.device) for array in self.session.run(None, feed)]
-        logits = dict(zip(self.config.tasks, outputs[:-1], strict=True))
-        return MultiTaskBertOutput(logits=logits, sentence_embedding=outputs[-1])
+        num_tasks = len(self.config.tasks)
+        logits = dict(zip(self.config.tasks, outputs[:num_tasks], strict=True))
+        scores = dict(zip(out_of_scope_tasks(self.config), outputs[num_tasks + 1 :], strict=True))
+        return MultiTaskBertOutput(
+            logits=logits, sentence_embedding=outputs[num_tasks], out_of_scope_scores=scores or None
+        )
 
     def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids at the `mask` positions (Viterbi with a CRF), `-100` elsewhere: as `MultiTaskBertModel`."""
@@ -262,7 +274,8 @@ def export_onnx(
 def check_parity(
     model: MultiTaskBertModel, tokenizer: PreTrainedTokenizerBase, onnx_model: OnnxMultiTaskModel
 ) -> dict[str, float]:
-    """Largest absolute difference of every output between PyTorch and onnxruntime; raises above 1e-4."""
+    """Largest absolute difference of every output between PyTorch and onnxruntime (relative to the value, at least 1,
+    for out-of-scope scores); raises above 1e-4."""
     batch = tokenizer(PARITY_TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         expected = model(**batch)
@@ -271,6 +284,10 @@ def check_parity(
         f"{task}_logits": float((expected.logits[task] - found.logits[task]).abs().max()) for task in model.config.tasks
     }
     differences[EMBEDDING_OUTPUT] = float((expected.sentence_embedding - found.sentence_embedding).abs().max())
+    # Out-of-scope scores (a distance can be in the hundreds) are compared relative to their size.
+    for task in out_of_scope_tasks(model.config):
+        want, got = expected.out_of_scope_scores[task], found.out_of_scope_scores[task]
+        differences[f"{task}_out_of_scope_score"] = float(((want - got).abs() / want.abs().clamp(min=1.0)).max())
     too_far = {name: diff for name, diff in differences.items() if diff > MAX_ABS_DIFF}
     if too_far:
         raise RuntimeError(f"onnxruntime and PyTorch disagree by more than {MAX_ABS_DIFF}: {too_far}")

@@ -65,6 +65,11 @@ def build_parser() -> CommandParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, help="list the k best intents instead of the best one")
     parser.add_argument("--embedding", action="store_true", help="add the sentence embedding to each line")
+    parser.add_argument(
+        "--out-of-scope-threshold",
+        type=float,
+        help="answer out-of-scope above this score instead of the model's saved threshold",
+    )
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the pipeline's choice)")
     return parser
 
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     options = {"batch_size": args.batch_size, "return_embedding": args.embedding}
     if args.top_k is not None:
         options["top_k"] = args.top_k
+    if args.out_of_scope_threshold is not None:
+        options["out_of_scope_threshold"] = args.out_of_scope_threshold
     for result in predictor(read_texts(args.texts, args.file), **options):
         print(json.dumps(result, ensure_ascii=False), flush=True)
     return 0

@@ -15,6 +15,7 @@ from transformers.trainer_optimizer import is_optimizer_factory
 
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
+from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits
 
 from .data import UNK
 from .embedding_preservation import (
@@ -279,7 +280,9 @@ class MultiTaskTrainer(Trainer):
         predictions = {}
         for task, task_logits in logits.items():
             if task in unwrapped.config.sentence_tasks:
-                predictions[task] = task_logits.argmax(dim=-1)
+                # `UNK` (unseen in training) is never a prediction, as in the pipeline.
+                labels_of_task = unwrapped.config.task_labels(task)
+                predictions[task] = answerable_logits(labels_of_task, task_logits).argmax(dim=-1)
                 continue
             if task in labels:
                 mask = labels[task] != IGNORE_INDEX

@@ -66,6 +66,7 @@ def load_conll(
     path_or_dir: str | Path | Mapping[str, str | Path],
     intent_files: str | Path | Mapping[str, str | Path] | None = None,
     label_lists: Mapping[str, list[str]] | None = None,
+    out_of_scope: Mapping[str, str] | None = None,
 ) -> DatasetDict:
     """
     Load CoNLL-style files: one word per line with its BIO tag in the last column (first column: the word; lines
@@ -103,4 +104,4 @@ def load_conll(
                     )
                 example.labels["intent"] = intent
         splits[split] = examples
-    return build_dataset_dict(splits, label_lists, str(path_or_dir))
+    return build_dataset_dict(splits, label_lists, str(path_or_dir), out_of_scope=out_of_scope)

@@ -57,6 +57,7 @@ def load_hf_dataset(
     label_lists: Mapping[str, list[str]] | None = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
     task_columns: Mapping[str, Mapping[str, str]] | None = None,
+    out_of_scope: Mapping[str, str] | None = None,
     **load_kwargs,
 ) -> DatasetDict:
     """
@@ -150,4 +151,4 @@ def load_hf_dataset(
             examples.append(example)
         repairs.report()
         splits[SPLIT_NAMES[split_name]] = examples
-    return build_dataset_dict(splits, label_lists, source, sentence_tasks, token_tasks)
+    return build_dataset_dict(splits, label_lists, source, sentence_tasks, token_tasks, out_of_scope=out_of_scope)

@@ -12,7 +12,11 @@ from .files import SPLIT_NAMES, read_lines
 from .labels import RawExample, build_dataset_dict
 
 
-def load_jointbert(path: str | Path, label_lists: Mapping[str, list[str]] | None = None) -> DatasetDict:
+def load_jointbert(
+    path: str | Path,
+    label_lists: Mapping[str, list[str]] | None = None,
+    out_of_scope: Mapping[str, str] | None = None,
+) -> DatasetDict:
     """
     Load the JointBERT layout (ATIS, SNIPS): `<path>/{train,dev,test}/` with `seq.in` (words), `seq.out` (BIO tags)
     and `label` (intents), one utterance per line. `dev` becomes `validation`. A dataset without intents may leave out
@@ -68,4 +72,4 @@ def load_jointbert(path: str | Path, label_lists: Mapping[str, list[str]] | None
             examples.append(RawExample(line, words, {"intent": intent}, {"ner": tags}, f"{seq_in}, line {index + 1}"))
         repairs.report()
         splits[split] = examples
-    return build_dataset_dict(splits, label_lists, str(root))
+    return build_dataset_dict(splits, label_lists, str(root), out_of_scope=out_of_scope)

@@ -112,6 +112,7 @@ def load_jsonl(
     tokenizer: PreTrainedTokenizerBase | None = None,
     alignment: str = "strict",
     label_lists: Mapping[str, list[str]] | None = None,
+    out_of_scope: Mapping[str, str] | None = None,
 ) -> DatasetDict:
     """
     Load JSON Lines with character-span entities: `{"text": ..., "intent": ..., "entities": [{"start", "end",
@@ -156,4 +157,6 @@ def load_jsonl(
             logger.warning("%s: widened %d entity spans that cut through words to whole words.", files[split], widened)
     sentence_tasks = [task for level, task in fields.values() if level == "sentence"]
     token_tasks = [task for level, task in fields.values() if level == "token"]
-    return build_dataset_dict(splits, label_lists, str(path_or_dir), sentence_tasks, token_tasks)
+    return build_dataset_dict(
+        splits, label_lists, str(path_or_dir), sentence_tasks, token_tasks, out_of_scope=out_of_scope
+    )

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 UNK = "UNK"
 NO_LABEL = -1
 TAGS_SUFFIX = "_tags"
+OUT_OF_SCOPE_SUFFIX = "_out_of_scope"
 
 
 @dataclass
@@ -55,13 +56,55 @@ def tags_column(task: str) -> str:
     return task + TAGS_SUFFIX
 
 
-def data_features(sentence_labels: Mapping[str, list[str]], token_labels: Mapping[str, list[str]]) -> Features:
+def out_of_scope_column(task: str) -> str:
+    """The boolean column that marks a sentence-level task's out-of-scope examples: `intent_out_of_scope`."""
+    return task + OUT_OF_SCOPE_SUFFIX
+
+
+def data_features(
+    sentence_labels: Mapping[str, list[str]],
+    token_labels: Mapping[str, list[str]],
+    out_of_scope_tasks: Iterable[str] = (),
+) -> Features:
     """`text`, `tokens`, a `ClassLabel` column per sentence-level task, a `Sequence(ClassLabel)` `<task>_tags` column
-    per token-level task."""
+    per token-level task, and a boolean `<task>_out_of_scope` column per task with an out-of-scope label."""
     features = {"text": Value("string"), "tokens": Sequence(Value("string"))}
     features.update({task: ClassLabel(names=names) for task, names in sentence_labels.items()})
     features.update({tags_column(task): Sequence(ClassLabel(names=names)) for task, names in token_labels.items()})
+    features.update({out_of_scope_column(task): Value("bool") for task in out_of_scope_tasks})
     return Features(features)
+
+
+def check_out_of_scope(
+    splits: Mapping[str, list[RawExample]],
+    out_of_scope: Mapping[str, str],
+    sentence_tasks: list[str],
+    label_lists: Mapping[str, list[str]] | None,
+    source: str,
+) -> None:
+    """Raise a `ValueError` unless each out-of-scope label belongs to a sentence-level task, is not `UNK` nor a label
+    of the given vocabulary, and (without a given vocabulary) is the label of at least one example."""
+    for task, label in out_of_scope.items():
+        if task not in sentence_tasks:
+            raise ValueError(
+                f"{source}: an out-of-scope label for {task!r}, which is not a sentence-level task of the data "
+                f"(those are {sentence_tasks})."
+            )
+        if label == UNK:
+            raise ValueError(
+                f"{source}: the out-of-scope label cannot be {UNK!r} (it marks labels unseen in training)."
+            )
+        if label_lists is not None and label in label_lists.get(task, []):
+            raise ValueError(
+                f"{source}: {label!r} is one of the model's {task} labels, so it cannot be the out-of-scope label."
+            )
+        counts = {name: sum(example.labels.get(task) == label for example in rows) for name, rows in splits.items()}
+        # Against misspellings when the label is declared for new data (a trained model's data may have none).
+        if label_lists is None and not any(counts.values()):
+            raise ValueError(
+                f"{source}: no example has the out-of-scope {task} label {label!r} (checked {', '.join(counts)}); "
+                "check its spelling: out-of-scope examples may be missing from train, but the label must be the data's."
+            )
 
 
 def task_levels(features: Features) -> dict[str, str]:
@@ -87,12 +130,16 @@ def bio_tag_names(entity_types: list[str]) -> list[str]:
 
 
 def label_lists_from_train(
-    train: list[RawExample], sentence_tasks: list[str], token_tasks: list[str]
+    train: list[RawExample],
+    sentence_tasks: list[str],
+    token_tasks: list[str],
+    out_of_scope: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
-    """Per sentence-level task its sorted labels then `UNK`; per token-level task `bio_tag_names` of its types."""
+    """Per sentence-level task its sorted labels (not the out-of-scope one) then `UNK`; per token-level task
+    `bio_tag_names` of its types."""
     label_lists = {}
     for task in sentence_tasks:
-        labels = {example.labels.get(task) for example in train} - {None}
+        labels = {example.labels.get(task) for example in train} - {None, (out_of_scope or {}).get(task)}
         label_lists[task] = sorted(labels) + [UNK]
     for task in token_tasks:
         types = {tag[2:] for example in train for tag in example.tags.get(task, []) if tag != "O"}
@@ -117,12 +164,17 @@ def build_dataset_dict(
     source: str,
     sentence_tasks: Iterable[str] = ("intent",),
     token_tasks: Iterable[str] = ("ner",),
+    out_of_scope: Mapping[str, str] | None = None,
 ) -> DatasetDict:
     """
     Encode read examples with one vocabulary per task: from train, or `label_lists` (e.g. a model's; a task it
-    lacks has only `UNK`). Labels that the vocabulary lacks become `UNK`, with a warning.
+    lacks has only `UNK`). Labels that the vocabulary lacks become `UNK`, with a warning. `out_of_scope` maps a
+    sentence-level task to its out-of-scope label: examples with it get no label of the task (never a class of its
+    head) and `True` in the task's `<task>_out_of_scope` column.
     """
     sentence_tasks, token_tasks = list(sentence_tasks), list(token_tasks)
+    out_of_scope = dict(out_of_scope or {})
+    check_out_of_scope(splits, out_of_scope, sentence_tasks, label_lists, source)
     for examples in splits.values():
         for example in examples:
             if unknown := [task for task in sentence_tasks if example.labels.get(task) == UNK]:
@@ -133,22 +185,29 @@ def build_dataset_dict(
     if label_lists is None:
         if "train" not in splits:
             raise ValueError(f"{source}: no train split to take the label vocabulary from; pass `label_lists`.")
-        given = label_lists_from_train(splits["train"], sentence_tasks, token_tasks)
+        given = label_lists_from_train(splits["train"], sentence_tasks, token_tasks, out_of_scope)
     else:
         given = {task: ["O"] if task in token_tasks else [] for task in [*sentence_tasks, *token_tasks]}
         given = checked_label_lists({**given, **label_lists}, token_tasks)
     features = data_features(
-        {task: given[task] for task in sentence_tasks}, {task: given[task] for task in token_tasks}
+        {task: given[task] for task in sentence_tasks}, {task: given[task] for task in token_tasks}, out_of_scope
     )
     result = {}
     for split in ("train", "validation", "test"):
         if split in splits:
-            result[split] = _encode_split(splits[split], features, sentence_tasks, token_tasks, f"{source}, {split}")
+            result[split] = _encode_split(
+                splits[split], features, sentence_tasks, token_tasks, f"{source}, {split}", out_of_scope
+            )
     return DatasetDict(result)
 
 
 def _encode_split(
-    examples: list[RawExample], features: Features, sentence_tasks: list[str], token_tasks: list[str], source: str
+    examples: list[RawExample],
+    features: Features,
+    sentence_tasks: list[str],
+    token_tasks: list[str],
+    source: str,
+    out_of_scope: Mapping[str, str],
 ) -> Dataset:
     classes = {task: features[task] for task in sentence_tasks}
     classes.update({task: features[tags_column(task)].feature for task in token_tasks})
@@ -160,6 +219,9 @@ def _encode_split(
         columns["tokens"].append(example.tokens)
         for task in sentence_tasks:
             label = example.labels.get(task)
+            if task in out_of_scope:
+                columns[out_of_scope_column(task)].append(label == out_of_scope[task])
+                label = None if label == out_of_scope[task] else label
             if label is not None and label not in known[task]:
                 unseen.add(f"{task} {label}")
                 label = UNK

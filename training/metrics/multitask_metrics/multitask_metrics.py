@@ -2,8 +2,9 @@
 
 import datasets
 import evaluate
+import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities, precision_recall_fscore_support
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score, roc_curve
 
 _DESCRIPTION = """
 Scores one forward pass of a multi-task model (sentence-level labels and token-level BIO tags), as in JointBERT-style
@@ -20,6 +21,21 @@ evaluations of intent + entities, for any number of tasks:
 - `<prefix>_<TYPE>_precision`, `_recall`, `_f1`, `_support`: the same per entity type;
 - `sentence_accuracy` (with two tasks or more): share of examples annotated for every task whose labels and tags are
   all right.
+
+With `out_of_scope_labels` (`{task: label}`: a prediction or reference with that label is out of scope), per such
+sentence-level task:
+
+- `<task>_in_scope_accuracy`: share of in-scope references whose prediction is right (answering out-of-scope is wrong);
+- `<task>_out_of_scope_recall`, `_precision`, `_f1`: of the out-of-scope decision, out-of-scope being the positive
+  class;
+- with `out_of_scope_scores` (`{task: [score per example]}`, higher: further out of scope), `<task>_out_of_scope_auroc`
+  (out-of-scope references against in-scope ones) and `<task>_out_of_scope_fpr95`: the share of out-of-scope
+  references accepted at the highest threshold that accepts 95% of the in-scope ones.
+
+With `confidences` (`{task: [the probability of the best in-scope label per example]}`), `<task>_ece`: the expected
+calibration error of those probabilities over the in-scope references (15 equal-width bins; a prediction is right when
+the best in-scope label is the reference), in the order of the predictions' `in_scope_labels` when given, else of
+their `labels`.
 
 `unknown_label` (default `"UNK"`, a label unseen in training) never counts as right, on either side: a reference
 label `UNK` is wrong whatever the prediction, a run of reference tags `UNK` is one entity of type `UNK` that no
@@ -38,6 +54,11 @@ Args:
     token_tasks: names of the token-level tasks (default `["ner"]`).
     unknown_label: the label that marks references unseen in training (default `"UNK"`).
     per_type: whether to add the per-entity-type scores (default `True`).
+    out_of_scope_labels: `{task: label}` of the sentence-level tasks with an out-of-scope label (default none).
+    out_of_scope_scores: `{task: [float]}`, one out-of-scope score per example (optional).
+    confidences: `{task: [float]}`, the best in-scope label's probability per example (optional).
+    in_scope_predictions: `{task: [str]}`, the best in-scope label per example, for `confidences` (default: the
+        predicted labels).
 Returns:
     a flat dict of floats (and integer `<prefix>_<TYPE>_support` counts).
 Examples:
@@ -89,8 +110,29 @@ class MultitaskMetrics(evaluate.Metric):
         token_tasks=("ner",),
         unknown_label="UNK",
         per_type=True,
+        out_of_scope_labels=None,
+        out_of_scope_scores=None,
+        confidences=None,
+        in_scope_predictions=None,
     ):
         results = {}
+        for position, task in enumerate(sentence_tasks):
+            predicted = [p["labels"][position] for p in predictions]
+            gold = [r["labels"][position] for r in references]
+            if task in (out_of_scope_labels or {}):
+                scores = (out_of_scope_scores or {}).get(task)
+                results.update(
+                    out_of_scope_scores_of(task, predicted, gold, out_of_scope_labels[task], scores, unknown_label)
+                )
+            if task in (confidences or {}):
+                best = (in_scope_predictions or {}).get(task, predicted)
+                rejected = (out_of_scope_labels or {}).get(task)
+                kept = [index for index, label in enumerate(gold) if label and label != rejected]
+                if kept:
+                    results[f"{task}_ece"] = expected_calibration_error(
+                        [confidences[task][index] for index in kept],
+                        [label_is_right(best[index], gold[index], unknown_label) for index in kept],
+                    )
         for position, task in enumerate(sentence_tasks):
             pairs = [
                 (p["labels"][position], r["labels"][position]) for p, r in zip(predictions, references, strict=True)
@@ -136,6 +178,55 @@ class MultitaskMetrics(evaluate.Metric):
                 for p, r in complete
             ) / len(complete)
         return results
+
+
+def out_of_scope_scores_of(task, predicted, gold, out_of_scope_label, scores, unknown_label):
+    """In-scope accuracy and the out-of-scope decision's recall, precision, F1 (and AUROC, FPR at 95% in-scope
+    recall from `scores`) over the examples with a reference."""
+    annotated = [index for index, label in enumerate(gold) if label]
+    is_out = np.array([gold[index] == out_of_scope_label for index in annotated])
+    said_out = np.array([predicted[index] == out_of_scope_label for index in annotated])
+    results = {}
+    in_scope = [index for index in annotated if gold[index] != out_of_scope_label]
+    if in_scope:
+        right = sum(label_is_right(predicted[index], gold[index], unknown_label) for index in in_scope)
+        results[f"{task}_in_scope_accuracy"] = right / len(in_scope)
+    if is_out.any():
+        caught = float((is_out & said_out).sum())
+        recall = caught / is_out.sum()
+        precision = caught / said_out.sum() if said_out.any() else 0.0
+        results[f"{task}_out_of_scope_recall"] = float(recall)
+        results[f"{task}_out_of_scope_precision"] = float(precision)
+        results[f"{task}_out_of_scope_f1"] = float(2 * precision * recall / (precision + recall) if caught else 0.0)
+    if scores is not None and is_out.any() and not is_out.all():
+        values = np.array([scores[index] for index in annotated], dtype=np.float64)
+        results[f"{task}_out_of_scope_auroc"] = float(roc_auc_score(is_out, values))
+        results[f"{task}_out_of_scope_fpr95"] = false_positive_rate_at(values[~is_out], values[is_out], 0.95)
+    return results
+
+
+def false_positive_rate_at(in_scope_scores, out_of_scope_scores, in_scope_recall):
+    """Share of out-of-scope scores accepted (at or below the threshold) at the lowest threshold that accepts
+    `in_scope_recall` of the in-scope scores."""
+    labels = np.r_[np.ones(len(in_scope_scores)), np.zeros(len(out_of_scope_scores))]
+    # In-scope is the positive class of the acceptance decision: a lower score is more in scope.
+    false_positive, true_positive, _ = roc_curve(
+        labels, -np.r_[in_scope_scores, out_of_scope_scores], drop_intermediate=False
+    )
+    return float(false_positive[np.searchsorted(true_positive, in_scope_recall, side="left")])
+
+
+def expected_calibration_error(confidences, right, bins=15):
+    """Expected calibration error: the mean |accuracy - confidence| over equal-width confidence bins, weighted by
+    their share of examples (Guo et al., 2017)."""
+    confidences, right = np.asarray(confidences, dtype=np.float64), np.asarray(right, dtype=np.float64)
+    which = np.minimum((confidences * bins).astype(int), bins - 1)
+    error = 0.0
+    for index in range(bins):
+        members = which == index
+        if members.any():
+            error += members.mean() * abs(right[members].mean() - confidences[members].mean())
+    return float(error)
 
 
 def score_prefix(token_task):
