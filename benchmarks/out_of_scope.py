@@ -3,6 +3,7 @@
     python benchmarks/out_of_scope.py                      # train what is missing (cached), then score every run
     python benchmarks/out_of_scope.py --runs full-s0 small-s0 --train-only
     python benchmarks/out_of_scope.py --report-only        # score the cached runs only
+    python benchmarks/out_of_scope.py --tables-only        # the markdown tables from results/out_of_scope.json
 
 Every run trains once with the command line (its model folder stays in `--cache-dir`); scoring then fits every
 out-of-scope score of `multitask_bert.training.out_of_scope` on the run's train split, chooses thresholds on
@@ -402,7 +403,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="*", help="run names (default: all); see `runs()`")
     parser.add_argument("--train-only", action="store_true")
-    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="score the cached runs, train none")
+    parser.add_argument("--tables-only", action="store_true", help="write the markdown tables from the JSON results")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     args = parser.parse_args()
     table = runs()
@@ -412,6 +414,10 @@ def main() -> None:
         parser.error(f"unknown runs {unknown}; known: {list(table)}")
     if not (DATA_ROOT / "clinc150").is_dir():
         parser.error(f"no CLINC150 data at {DATA_ROOT / 'clinc150'}")
+    results_path = RESULTS / "out_of_scope.json"
+    if args.tables_only:
+        (RESULTS / "out_of_scope.md").write_text(report_tables(json.loads(results_path.read_text())))
+        return
     if not args.report_only:
         for name in names:
             print(f"{name}: training (threads: {os.environ.get('OMP_NUM_THREADS', 'all')})", flush=True)
@@ -420,7 +426,6 @@ def main() -> None:
     if args.train_only:
         return
     RESULTS.mkdir(exist_ok=True)
-    results_path = RESULTS / "out_of_scope.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {"runs": {}}
     for name in names:
         if not (args.cache_dir / "models" / name / "benchmark_run.json").exists():

@@ -39,6 +39,7 @@ from .out_of_scope import (
     DEFAULT_IN_SCOPE_SHARE,
     DEFAULT_METHOD,
     THRESHOLD_RULES,
+    detected_labels,
     fit_out_of_scope,
     sentence_task_scores,
 )
@@ -161,13 +162,7 @@ class OutOfScopeArguments:
     def labels(self, model: MultiTaskBertModel | None = None) -> dict[str, str]:
         """`{task: label}` from --out-of-scope-label, else the continued `model`'s detectors (or none)."""
         if self.out_of_scope_label is None:
-            if model is None:
-                return {}
-            return {
-                task: detector["label"]
-                for task in model.config.sentence_tasks
-                if (detector := model.config.task_out_of_scope(task)) is not None
-            }
+            return detected_labels(model) if model is not None else {}
         task, separator, label = self.out_of_scope_label.partition("=")
         if not separator:
             task, label = "intent", task
@@ -518,14 +513,16 @@ def evaluate_model(argv: list[str]) -> int:
     model = AutoModel.from_pretrained(extra.model_dir, trust_remote_code=True)
     tokenizer = load_tokenizer(extra.model_dir)
     label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
-    out_of_scope = OutOfScopeArguments().labels(model)
+    out_of_scope = detected_labels(model)
     thresholds = None
     if options.out_of_scope_threshold is not None:
         if not out_of_scope:
             raise ValueError("--out-of-scope-threshold: this model has no out-of-scope detector.")
         thresholds = {
             task: check_out_of_scope_threshold(
-                model.config.task_out_of_scope(task)["method"], options.out_of_scope_threshold, "--out-of-scope-threshold"
+                model.config.task_out_of_scope(task)["method"],
+                options.out_of_scope_threshold,
+                "--out-of-scope-threshold",
             )
             for task in out_of_scope
         }

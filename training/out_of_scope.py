@@ -27,6 +27,7 @@ from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits, c
 
 from .data.labels import out_of_scope_column
 from .forward_pass import sentence_outputs
+from .trainer import METRICS_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,15 @@ class SplitOutputs:
     outputs: dict[str, torch.Tensor]
     labels: dict[str, torch.Tensor]
     out_of_scope: dict[str, torch.Tensor]
+
+
+def detected_labels(model: MultiTaskBertModel) -> dict[str, str]:
+    """`{task: out-of-scope label}` of the model's tasks with a detector."""
+    return {
+        task: detector["label"]
+        for task in model.config.sentence_tasks
+        if (detector := model.config.task_out_of_scope(task)) is not None
+    }
 
 
 def split_outputs(
@@ -165,6 +175,8 @@ def fit_out_of_scope(
     detector: `method`'s score fitted on `train`'s in-scope examples, its threshold given in `thresholds` or chosen by
     `rule` on validation (on train when there is no validation split). Returns what was fitted, per task.
     """
+    if not model.config.sentence_tasks:
+        return {}
     thresholds = dict(thresholds or {})
     validation_outputs = (
         split_outputs(model, validation, collate, batch_size, "Calibrating on validation") if validation else None
@@ -229,8 +241,8 @@ def sentence_task_scores(
     `<task>_in_scope_accuracy` and `<task>_out_of_scope_{recall,precision,f1,auroc,fpr95}` (`thresholds` override the
     saved ones).
     """
-    from .trainer import METRICS_PATH  # the metric module's one home
-
+    if not model.config.sentence_tasks:
+        return {}
     metric = evaluate.load(str(METRICS_PATH), keep_in_memory=True)
     split = split_outputs(model, dataset, collate, batch_size, "Scoring calibration and out-of-scope detection")
     config = model.config
