@@ -265,7 +265,12 @@ def build_model_card(
             for task in other_tasks
         ],
         detectors=[
-            {"task": task, "temperature": config.task_temperature(task), **(config.task_out_of_scope(task) or {})}
+            {
+                "task": task,
+                "temperature": config.task_temperature(task),
+                "calibrated": "temperature" in config.tasks[task],
+                **(config.task_out_of_scope(task) or {}),
+            }
             for task in config.sentence_tasks
         ],
         calibration_rows=[

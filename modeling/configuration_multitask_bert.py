@@ -21,7 +21,14 @@ TASK_LEVELS = ("sentence", "token")
 # Out-of-scope scores of a sentence-level head (higher: further out of scope): maximum softmax probability, energy
 # (logsumexp of the logits), Mahalanobis distance of the head's input to the nearest class mean (shared covariance),
 # cosine distance of the sentence embedding to the nearest stored train embedding.
-OUT_OF_SCOPE_METHODS = ("msp", "energy", "mahalanobis", "knn")
+# Each method's score range: a threshold must lie in it.
+OUT_OF_SCOPE_SCORE_RANGES = {
+    "msp": (0.0, 1.0),
+    "energy": (float("-inf"), float("inf")),
+    "mahalanobis": (0.0, float("inf")),
+    "knn": (0.0, 2.0),
+}
+OUT_OF_SCOPE_METHODS = tuple(OUT_OF_SCOPE_SCORE_RANGES)
 # Methods that keep fitted vectors in the weights (class means, train embeddings): their count is `size`.
 OUT_OF_SCOPE_METHODS_WITH_VECTORS = ("mahalanobis", "knn")
 DEFAULT_TASKS = {
@@ -33,6 +40,25 @@ DEFAULT_TASKS = {
 SENTENCE_TRANSFORMERS_MODULE = "sentence_transformers.models.Transformer"
 SENTENCE_TRANSFORMERS_MODULES = [{"idx": 0, "name": "0", "path": "", "type": SENTENCE_TRANSFORMERS_MODULE}]
 SENTENCE_TRANSFORMERS_MODALITIES = {"text": {"method": "get_text_features", "method_output_name": "pooler_output"}}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_out_of_scope_threshold(method: str, threshold: float, task: str) -> float:
+    """`threshold` as a float, or a `ValueError` unless it is a number in the range of the `method`'s scores."""
+    low, high = OUT_OF_SCOPE_SCORE_RANGES[method]
+    if not _is_number(threshold) or not low <= threshold <= high:
+        raise ValueError(
+            f"The out-of-scope threshold of {task!r} must be a number in [{low}, {high}] (the range of {method} "
+            f"scores), got {threshold!r}."
+        )
+    return float(threshold)
 
 
 class MultiTaskBertConfig(PreTrainedConfig):
@@ -174,10 +200,14 @@ class MultiTaskBertConfig(PreTrainedConfig):
         detector = spec.get("out_of_scope")
         if (temperature is not None or detector is not None) and spec["level"] != "sentence":
             raise ValueError(f"Task {name!r}: only sentence-level tasks have a temperature or an out-of-scope label.")
-        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+        if temperature is not None and not (_is_number(temperature) and 0 < temperature < float("inf")):
             raise ValueError(f"Task {name!r}: the temperature must be a positive number, got {temperature!r}.")
         if detector is None:
             return
+        if not isinstance(detector, dict):
+            raise ValueError(
+                f"Task {name!r}: `out_of_scope` must be a dict (label, method, threshold), got {detector!r}."
+            )
         label, method, threshold = detector.get("label"), detector.get("method"), detector.get("threshold")
         if not isinstance(label, str) or not label or label in spec["labels"]:
             raise ValueError(
@@ -188,15 +218,22 @@ class MultiTaskBertConfig(PreTrainedConfig):
                 f"Task {name!r}: unknown out-of-scope method {method!r}; choose one of "
                 f"{', '.join(OUT_OF_SCOPE_METHODS)}."
             )
-        if threshold is not None and not isinstance(threshold, (int, float)):
-            raise ValueError(f"Task {name!r}: the out-of-scope threshold must be a number, got {threshold!r}.")
+        if threshold is not None:
+            check_out_of_scope_threshold(method, threshold, name)
         size = detector.get("size")
-        if method in OUT_OF_SCOPE_METHODS_WITH_VECTORS and not (isinstance(size, int) and size > 0):
+        if method in OUT_OF_SCOPE_METHODS_WITH_VECTORS and not (_is_integer(size) and size > 0):
             raise ValueError(f"Task {name!r}: out-of-scope method {method!r} needs a positive `size`, got {size!r}.")
 
     def task_temperature(self, task: str) -> float:
         """What a sentence-level task's logits are divided by before the softmax (1 unless calibrated)."""
         return float(self.tasks[task].get("temperature", 1.0))
+
+    def checked_out_of_scope_threshold(self, task: str, threshold: float) -> float:
+        """`threshold` for `task`'s detector as a float, or a `ValueError` if it is outside the method's range."""
+        detector = self.task_out_of_scope(task)
+        if detector is None:
+            raise ValueError(f"Task {task!r} has no out-of-scope detector.")
+        return check_out_of_scope_threshold(detector["method"], threshold, task)
 
     def task_out_of_scope(self, task: str) -> dict | None:
         """A sentence-level task's out-of-scope detector (`label`, `method`, `threshold`, `size`), if it has one."""
@@ -223,4 +260,4 @@ class MultiTaskBertConfig(PreTrainedConfig):
         return {label: index for index, label in enumerate(self.task_labels(task))}
 
 
-__all__ = ["MultiTaskBertConfig"]
+__all__ = ["MultiTaskBertConfig", "OUT_OF_SCOPE_METHODS", "OUT_OF_SCOPE_SCORE_RANGES", "check_out_of_scope_threshold"]

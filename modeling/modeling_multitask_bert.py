@@ -108,7 +108,7 @@ class OutOfScopeScorer(nn.Module):
         if self.method == "energy":
             return -temperature * torch.logsumexp(logits, dim=-1)
         if self.method == "mahalanobis":
-            # fp32 also in a model loaded in half precision; differences, not expanded squares, which cancel badly.
+            # In fp32 (the buffers are, see `_keep_in_fp32_modules`); differences, not expanded squares, which cancel.
             whitened = features.float() @ self.whitening.float()
             differences = whitened.unsqueeze(1) - self.class_means.float().unsqueeze(0)
             return (differences * differences).sum(dim=-1).min(dim=-1).values
@@ -218,6 +218,8 @@ class MultiTaskBertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "backbone"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # Fitted out-of-scope vectors stay fp32 in a model loaded in half precision: its threshold was chosen in fp32.
+    _keep_in_fp32_modules = ["out_of_scope_scorers"]
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):

@@ -13,13 +13,6 @@ from transformers.pipelines.base import ChunkPipeline
 PIPELINE_TASK = "joint-intent-ner"
 # The label that data readers give to labels unseen in training: a head has a row for it, but it is never an answer.
 UNKNOWN_LABEL = "UNK"
-# The range of each out-of-scope score (its thresholds must lie in it).
-OUT_OF_SCOPE_SCORE_RANGES = {
-    "msp": (0.0, 1.0),
-    "energy": (float("-inf"), float("inf")),
-    "mahalanobis": (0.0, float("inf")),
-    "knn": (0.0, 2.0),
-}
 
 
 def answerable_logits(labels: list[str], logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -31,17 +24,6 @@ def answerable_logits(labels: list[str], logits: torch.Tensor, temperature: floa
         unknown[labels.index(UNKNOWN_LABEL)] = True
         scaled = scaled.masked_fill(unknown, float("-inf"))
     return scaled
-
-
-def check_out_of_scope_threshold(method: str, threshold: float, task: str) -> float:
-    """`threshold` as a float, or a `ValueError` if it is not a number in the range of the `method`'s scores."""
-    low, high = OUT_OF_SCOPE_SCORE_RANGES[method]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not low <= threshold <= high:
-        raise ValueError(
-            f"The out-of-scope threshold of {task!r} must be a number in [{low}, {high}] (the range of {method} "
-            f"scores), got {threshold!r}."
-        )
-    return float(threshold)
 
 
 def result_key(task: str) -> str:
@@ -141,10 +123,7 @@ class JointIntentNerPipeline(ChunkPipeline):
         unknown = sorted(set(thresholds) - set(detected))
         if unknown:
             raise ValueError(f"`out_of_scope_threshold` names {unknown}; the tasks with a detector are {detected}.")
-        return {
-            task: check_out_of_scope_threshold(config.task_out_of_scope(task)["method"], value, task)
-            for task, value in thresholds.items()
-        }
+        return {task: config.checked_out_of_scope_threshold(task, value) for task, value in thresholds.items()}
 
     def __call__(self, inputs: str | list[str], **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
         """Predict for one text (returns one result) or a list of texts (returns a list of results)."""
@@ -323,11 +302,9 @@ class JointIntentNerPipeline(ChunkPipeline):
 
 __all__ = [
     "JointIntentNerPipeline",
-    "OUT_OF_SCOPE_SCORE_RANGES",
     "PIPELINE_TASK",
     "UNKNOWN_LABEL",
     "answerable_logits",
-    "check_out_of_scope_threshold",
     "result_key",
     "word_spans",
 ]

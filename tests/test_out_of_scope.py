@@ -42,8 +42,10 @@ def oos_data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("oos_data")
     in_scope = [{"text": text, "intent": intent} for intent, texts in INTENT_WORDS.items() for text in texts]
     outside = [{"text": text, "intent": "oos"} for text in OUT_OF_SCOPE]
+    # 48 different in-scope validation utterances, so that a share of 95% keeps 46 of them, not all.
+    varied = [{**row, "text": f"{row['text']} {word}"} for row in in_scope for word in ("now", "please", "ok", "today")]
     write_jsonl(folder / "train.jsonl", in_scope * 3 + outside[:2])
-    write_jsonl(folder / "validation.jsonl", in_scope + outside)
+    write_jsonl(folder / "validation.jsonl", varied + outside)
     write_jsonl(folder / "test.jsonl", in_scope + outside)
     return folder
 
@@ -108,19 +110,21 @@ def test_threshold_rule_keeps_the_share_of_in_scope_validation_utterances(oos_mo
     model = MultiTaskBertModel.from_pretrained(oos_model).eval()
     texts = [row["text"] for row in map(json.loads, (oos_data / "validation.jsonl").read_text().splitlines())]
     in_scope = [text for text in texts if text not in OUT_OF_SCOPE]
+    assert len(set(in_scope)) == len(in_scope)
     nlu = pipeline("joint-intent-ner", model=model, tokenizer=tokenizer)
     scores = torch.tensor([result["intent"]["out_of_scope_score"] for result in nlu(in_scope)])
     threshold = model.config.task_out_of_scope("intent")["threshold"]
-    kept = (scores <= threshold).float().mean()
-    assert kept >= 0.95 and threshold <= float(scores.max()) * 1.001
+    assert len(scores) == 48 and int((scores <= threshold).sum()) == 46  # ceil(0.95 * 48)
 
 
 def test_threshold_rules():
     scores = torch.arange(1.0, 101.0)
     assert choose_threshold(scores, in_scope_share=0.95) == 95.5  # keeps 95 of 100, halfway to the 96th
     assert choose_threshold(scores, in_scope_share=1.0) == pytest.approx(100.0, abs=1e-3)
-    assert choose_threshold(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.5, 8.0, 9.0]), rule="youden") == 2.0
-    assert choose_threshold(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([3.5, 8.0]), rule="youden") == 3.0
+    assert (
+        choose_threshold(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([2.5, 8.0, 9.0]), rule="youden") == 2.25
+    )  # a tie: the lower, halfway to 2.5
+    assert choose_threshold(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([3.5, 8.0]), rule="youden") == 3.25
     with pytest.raises(ValueError, match="needs out-of-scope examples"):
         choose_threshold(scores, None, rule="youden")
     with pytest.raises(ValueError, match=r"in \(0, 1\]"):
@@ -242,6 +246,24 @@ def test_out_of_scope_metrics_count_what_is_right():
     assert found["intent_out_of_scope_f1"] == 0.5
     assert found["intent_out_of_scope_auroc"] == pytest.approx(4 / 6)
     assert found["intent_out_of_scope_fpr95"] == 1.0  # accepting all in-scope ones (0.9) accepts both
+    with_out_of_scope = metric.compute(
+        predictions=[{"labels": [label], "tags": []} for label in ["a", "oos", "oos", "b", "b"]],
+        references=[{"labels": [label], "tags": []} for label in gold],
+        sentence_tasks=["intent"],
+        token_tasks=[],
+        out_of_scope_labels={"intent": "oos"},
+        confidences={"intent": [0.9, 0.8, 0.7, 0.6, 0.5]},
+        in_scope_predictions={"intent": ["a", "a", "b", "b", "b"]},
+    )
+    in_scope_only = metric.compute(
+        predictions=[{"labels": [label], "tags": []} for label in ["a", "a", "b"]],
+        references=[{"labels": [label], "tags": []} for label in ["a", "a", "b"]],
+        sentence_tasks=["intent"],
+        token_tasks=[],
+        confidences={"intent": [0.9, 0.8, 0.5]},
+    )
+    assert with_out_of_scope["intent_ece"] == pytest.approx(in_scope_only["intent_ece"])  # (0.1 + 0.2 + 0.5) / 3
+    assert in_scope_only["intent_ece"] == pytest.approx(0.8 / 3)
     everything_out = scores(["oos"] * 5)
     assert everything_out["intent_in_scope_accuracy"] == 0.0 and everything_out["intent_out_of_scope_recall"] == 1.0
 
@@ -273,16 +295,34 @@ BAD_OPTIONS = {
     ),
     "a share out of range": (["--out-of-scope-label", "oos", "--out-of-scope-in-scope-share", "0"], r"in \(0, 1\]"),
     "an unknown method": (["--out-of-scope-label", "oos", "--out-of-scope-method", "knn5"], r"choose one of msp"),
+    "a method without a label": (
+        ["--out-of-scope-method", "knn"],
+        r"--out-of-scope-method: .*needs --out-of-scope-label",
+    ),
+    "youden without out-of-scope validation examples": (
+        ["--out-of-scope-label", "oos", "--out-of-scope-threshold-rule", "youden", "--data", "NO_OOS_VALIDATION"],
+        r"youden threshold rule needs out-of-scope intent examples in the validation split",
+    ),
+    "no validation split": (
+        ["--out-of-scope-label", "oos", "--data", "NO_VALIDATION"],
+        r"needs a validation split; give one, or --out-of-scope-threshold",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_OPTIONS))
 def test_bad_out_of_scope_options_are_one_error_line(case, oos_data, tiny_backbone_dir, tmp_path, capsys):
     options, message = BAD_OPTIONS[case]
+    rows = [json.loads(line) for line in (oos_data / "validation.jsonl").read_text().splitlines()]
+    shutil.copy(oos_data / "train.jsonl", tmp_path / "train.jsonl")
+    if "NO_OOS_VALIDATION" in options:
+        write_jsonl(tmp_path / "validation.jsonl", [row for row in rows if row["intent"] != "oos"])
+    data = {"NO_OOS_VALIDATION": str(tmp_path), "NO_VALIDATION": str(tmp_path / "train.jsonl")}
+    options = [data.get(option, option) for option in options]
     output_dir = tmp_path / "out"
     argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(oos_data), "--output-dir", str(output_dir)]
     assert cli.main([*argv, *options, *FAST]) == 2
-    error = capsys.readouterr().err.strip()
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # some are found once the data is read
     assert re.fullmatch(f"multitask-bert train: error: .*{message}.*", error), error
     assert not output_dir.exists()
 
@@ -313,3 +353,39 @@ def test_predict_answers_out_of_scope_and_takes_a_threshold(oos_model, capsys):
     assert cli.main(["predict", str(oos_model), "hi", "--out-of-scope-threshold", "-1"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the weights' loading bar
     assert re.fullmatch(r"multitask-bert predict: error: .*must be a number in \[0.0, inf\].*", error), error
+
+
+@pytest.mark.parametrize("method", ["knn", "energy"])
+def test_other_methods_decide_the_same_in_pytorch_and_onnx(method, oos_data, tiny_backbone_dir, tmp_path):
+    output_dir = tmp_path / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(oos_data), "--output-dir", str(output_dir)]
+    assert cli.main([*argv, "--out-of-scope-label", "oos", "--out-of-scope-method", method, *FAST]) == 0
+    detector = json.loads((output_dir / "config.json").read_text())["tasks"]["intent"]["out_of_scope"]
+    assert detector["method"] == method and (detector.get("size") == 36 if method == "knn" else "size" not in detector)
+    expected = saved_decisions(output_dir)
+    export_onnx(output_dir, tmp_path / "onnx")
+    onnx_model = OnnxMultiTaskModel.from_pretrained(tmp_path / "onnx")
+    found = pipeline("joint-intent-ner", model=onnx_model, tokenizer=str(output_dir))(TEXTS)
+    assert [result["intent"]["label"] for result in found] == [result["intent"]["label"] for result in expected]
+    assert [result["intent"]["label"] for result in expected].count("oos") == 2
+
+
+def test_another_sentence_task_has_its_own_out_of_scope_scores(tmp_path, tiny_backbone_dir):
+    rows = [
+        {"text": text, "intent": intent, "mood": mood}
+        for intent, texts in INTENT_WORDS.items()
+        for text, mood in zip(texts, ["calm", "angry", "calm", "unknown"], strict=True)
+    ]
+    for split in ("train", "validation"):
+        write_jsonl(tmp_path / f"{split}.jsonl", rows * (3 if split == "train" else 1))
+    output_dir = tmp_path / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(tmp_path), "--output-dir", str(output_dir)]
+    assert cli.main([*argv, "--out-of-scope-label", "mood=unknown", *FAST]) == 0
+    tasks = json.loads((output_dir / "config.json").read_text())["tasks"]
+    assert tasks["mood"]["labels"] == ["angry", "calm", UNK] and tasks["mood"]["out_of_scope"]["label"] == "unknown"
+    assert "out_of_scope" not in tasks["intent"] and tasks["intent"]["temperature"] > 0
+    validation = json.loads((output_dir / "eval_results.json").read_text())["validation"]
+    assert {"mood_in_scope_accuracy", "mood_out_of_scope_recall", "mood_out_of_scope_auroc", "intent_ece"} <= set(
+        validation
+    )
+    assert not any(key.startswith("intent_out_of_scope") for key in validation)

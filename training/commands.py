@@ -17,11 +17,8 @@ from transformers import AutoModel, HfArgumentParser, PreTrainedTokenizerBase, s
 from multitask_bert.hub_card.hyperparameters import describe_training
 from multitask_bert.hub_card.model_card import hub_base_model, summarize_dataset, write_model_card
 from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
-from multitask_bert.modeling.pipeline_multitask_bert import (
-    OUT_OF_SCOPE_SCORE_RANGES,
-    check_out_of_scope_threshold,
-    result_key,
-)
+from multitask_bert.modeling.configuration_multitask_bert import OUT_OF_SCOPE_SCORE_RANGES, check_out_of_scope_threshold
+from multitask_bert.modeling.pipeline_multitask_bert import result_key
 
 from .cli import FLAG_STYLE
 from .data import (
@@ -39,6 +36,7 @@ from .out_of_scope import (
     DEFAULT_IN_SCOPE_SHARE,
     DEFAULT_METHOD,
     THRESHOLD_RULES,
+    check_out_of_scope_fit,
     detected_labels,
     fit_out_of_scope,
     sentence_task_scores,
@@ -139,9 +137,12 @@ class OutOfScopeArguments:
             "out-of-scope score is above a threshold chosen on validation. Train needs no such example."
         },
     )
-    out_of_scope_method: str = field(
-        default=DEFAULT_METHOD,
-        metadata={"help": "Out-of-scope score: msp, energy, mahalanobis (pooled vector) or knn (sentence embedding)."},
+    out_of_scope_method: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Out-of-scope score: msp, energy, mahalanobis (pooled vector) or knn (sentence embedding). "
+            f"Default: {DEFAULT_METHOD}, or the continued model's."
+        },
     )
     out_of_scope_threshold: float | None = field(
         default=None, metadata={"help": "Use this threshold instead of choosing one on validation."}
@@ -170,9 +171,23 @@ class OutOfScopeArguments:
             raise ValueError(f"--out-of-scope-label {self.out_of_scope_label!r}: give LABEL or TASK=LABEL.")
         return {task: label}
 
+    def method(self, model: MultiTaskBertModel, task: str) -> str:
+        """--out-of-scope-method, else the continued model's method for `task`, else the default."""
+        detector = model.config.task_out_of_scope(task) if task in model.config.sentence_tasks else None
+        return self.out_of_scope_method or (detector or {}).get("method") or DEFAULT_METHOD
+
     def check(self) -> None:
-        """Raise a `ValueError` naming the option that is out of range."""
-        if self.out_of_scope_method not in OUT_OF_SCOPE_SCORE_RANGES:
+        """Raise a `ValueError` naming the option that is out of range or that needs --out-of-scope-label."""
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name, value in vars(self).items()
+            if name != "out_of_scope_label" and value != OUT_OF_SCOPE_DEFAULTS[name]
+        ]
+        if given and self.out_of_scope_label is None:
+            raise ValueError(
+                f"{', '.join(given)}: options of out-of-scope detection, which needs --out-of-scope-label."
+            )
+        if self.out_of_scope_method is not None and self.out_of_scope_method not in OUT_OF_SCOPE_SCORE_RANGES:
             raise ValueError(
                 f"--out-of-scope-method {self.out_of_scope_method!r}: choose one of "
                 f"{', '.join(OUT_OF_SCOPE_SCORE_RANGES)}."
@@ -186,8 +201,11 @@ class OutOfScopeArguments:
             raise ValueError(f"--out-of-scope-in-scope-share {self.out_of_scope_in_scope_share}: must be in (0, 1].")
         if self.out_of_scope_threshold is not None:
             check_out_of_scope_threshold(
-                self.out_of_scope_method, self.out_of_scope_threshold, "--out-of-scope-threshold"
+                self.out_of_scope_method or DEFAULT_METHOD, self.out_of_scope_threshold, "--out-of-scope-threshold"
             )
+
+
+OUT_OF_SCOPE_DEFAULTS = {option.name: option.default for option in fields(OutOfScopeArguments)}
 
 
 @dataclass
@@ -422,6 +440,25 @@ def train(argv: list[str]) -> int:
                 features[split] = features[split].remove_columns(column)
     if not any(f"{task}_labels" in features["train"].column_names for task in model.config.tasks):
         raise ValueError(f"None of the tasks {trained_tasks} has labels in the train split.")
+    out_of_scope_labels = out_of_scope_args.labels(model)
+    if out_of_scope_args.out_of_scope_label is None:  # a continued model's detectors: refitted where their task trains
+        out_of_scope_labels = {
+            task: label
+            for task, label in out_of_scope_labels.items()
+            if f"{task}_labels" in features["train"].column_names
+        }
+    given_thresholds = (
+        dict.fromkeys(out_of_scope_labels, out_of_scope_args.out_of_scope_threshold)
+        if out_of_scope_args.out_of_scope_threshold is not None
+        else None
+    )
+    check_out_of_scope_fit(
+        features,
+        out_of_scope_labels,
+        model.config.sentence_tasks,
+        out_of_scope_args.out_of_scope_threshold_rule,
+        given_thresholds,
+    )
     eval_split = "validation" if "validation" in features else None
     if eval_split is None:
         training_args.eval_strategy = "no"
@@ -441,21 +478,16 @@ def train(argv: list[str]) -> int:
     # Calibration, out-of-scope detection and the final scores are the saved model's as users load it (fp32): the
     # mixed-precision autocast wrapper goes.
     trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-    out_of_scope_labels = out_of_scope_args.labels(model)
     fit_out_of_scope(
         model,
         features["train"],
         features.get("validation"),
         trainer.data_collator,
         out_of_scope_labels,
-        method=out_of_scope_args.out_of_scope_method,
+        methods={task: out_of_scope_args.method(model, task) for task in out_of_scope_labels},
         rule=out_of_scope_args.out_of_scope_threshold_rule,
         in_scope_share=out_of_scope_args.out_of_scope_in_scope_share,
-        thresholds=(
-            dict.fromkeys(out_of_scope_labels, out_of_scope_args.out_of_scope_threshold)
-            if out_of_scope_args.out_of_scope_threshold is not None
-            else None
-        ),
+        thresholds=given_thresholds,
         batch_size=training_args.per_device_eval_batch_size,
     )
     trainer.save_model(str(output_dir))

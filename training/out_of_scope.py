@@ -22,8 +22,9 @@ from datasets import Dataset
 from sklearn.covariance import LedoitWolf
 
 from multitask_bert.modeling import MultiTaskBertModel
+from multitask_bert.modeling.configuration_multitask_bert import check_out_of_scope_threshold
 from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
-from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits, check_out_of_scope_threshold
+from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits
 
 from .data.labels import out_of_scope_column
 from .forward_pass import sentence_outputs
@@ -138,10 +139,45 @@ def choose_threshold(
         return (kept + float(above.min())) / 2 if len(above) else kept + 1e-6 * max(1.0, abs(kept))
     if out_of_scope_scores is None or not len(out_of_scope_scores):
         raise ValueError("The youden threshold rule needs out-of-scope examples in the validation split.")
-    candidates = torch.cat([in_scope_scores, out_of_scope_scores]).unique()
-    kept = (in_scope_scores.unsqueeze(0) <= candidates.unsqueeze(1)).double().mean(dim=1)
-    caught = (out_of_scope_scores.unsqueeze(0) > candidates.unsqueeze(1)).double().mean(dim=1)
-    return float(candidates[int((kept + caught).argmax())])
+    candidates = torch.cat([in_scope_scores, out_of_scope_scores]).double().unique()
+    kept = (in_scope_scores.double().unsqueeze(0) <= candidates.unsqueeze(1)).double().mean(dim=1)
+    caught = (out_of_scope_scores.double().unsqueeze(0) > candidates.unsqueeze(1)).double().mean(dim=1)
+    best = int((kept + caught).argmax())
+    # Halfway to the next candidate, as for the in-scope share.
+    if best + 1 < len(candidates):
+        return float((candidates[best] + candidates[best + 1]) / 2)
+    return float(candidates[best]) + 1e-6 * max(1.0, abs(float(candidates[best])))
+
+
+def check_out_of_scope_fit(
+    features: Mapping[str, Dataset],
+    out_of_scope_labels: Mapping[str, str],
+    sentence_heads: list[str],
+    rule: str,
+    thresholds: Mapping[str, float] | None,
+) -> None:
+    """Before training: raise a `ValueError` naming what `fit_out_of_scope` could not do with this data."""
+    for task in out_of_scope_labels:
+        if task not in sentence_heads:
+            raise ValueError(
+                f"An out-of-scope label for {task!r}, which is not a sentence-level head of the model "
+                f"({sentence_heads})."
+            )
+        if task in (thresholds or {}):
+            continue
+        validation = features.get("validation")
+        if validation is None:
+            raise ValueError(
+                f"Choosing the {task} out-of-scope threshold needs a validation split; give one, or "
+                "--out-of-scope-threshold."
+            )
+        if rule == "youden" and not any(validation[out_of_scope_column(task)]):
+            raise ValueError(f"The youden threshold rule needs out-of-scope {task} examples in the validation split.")
+    train = features["train"]
+    for task in out_of_scope_labels:
+        column = f"{task}_labels"  # out-of-scope examples have none
+        if column not in train.column_names or all(label == IGNORE_INDEX for label in train[column]):
+            raise ValueError(f"The train split has no in-scope {task} example to fit an out-of-scope score on.")
 
 
 def calibrate(model: MultiTaskBertModel, validation: SplitOutputs) -> dict[str, float]:
@@ -164,7 +200,7 @@ def fit_out_of_scope(
     validation: Dataset | None,
     collate: Callable[[list[dict]], dict[str, torch.Tensor]],
     out_of_scope_labels: Mapping[str, str],
-    method: str = DEFAULT_METHOD,
+    methods: Mapping[str, str] | None = None,
     rule: str = "in_scope_share",
     in_scope_share: float = DEFAULT_IN_SCOPE_SHARE,
     thresholds: Mapping[str, float] | None = None,
@@ -172,8 +208,9 @@ def fit_out_of_scope(
 ) -> dict[str, dict]:
     """
     Calibrate every sentence-level head on `validation` (tokenized), then give each task of `out_of_scope_labels` a
-    detector: `method`'s score fitted on `train`'s in-scope examples, its threshold given in `thresholds` or chosen by
-    `rule` on validation (on train when there is no validation split). Returns what was fitted, per task.
+    detector: its method's score (`methods`, default `DEFAULT_METHOD`) fitted on `train`'s in-scope examples, its
+    threshold given in `thresholds` or chosen by `rule` on validation (`check_out_of_scope_fit` says beforehand what
+    cannot be fitted). Returns what was fitted, per task.
     """
     if not model.config.sentence_tasks:
         return {}
@@ -187,6 +224,7 @@ def fit_out_of_scope(
         return report
     train_outputs = split_outputs(model, train, collate, batch_size, "Fitting out-of-scope scores on train")
     for task, label in out_of_scope_labels.items():
+        method = (methods or {}).get(task, DEFAULT_METHOD)
         labels = model.config.task_labels(task)
         rows = in_scope_rows(train_outputs, task, labels)
         if not rows.any():
@@ -205,8 +243,10 @@ def fit_out_of_scope(
         else:
             reference = validation_outputs
             if reference is None:
-                logger.warning("No validation split: the %s out-of-scope threshold is chosen on train.", task)
-                reference = train_outputs
+                # Scores of the examples a detector was fitted on are biased low (a kNN one's are 0).
+                raise ValueError(
+                    f"Choosing the {task} out-of-scope threshold needs a validation split (or a threshold)."
+                )
             scores = out_of_scope_scores(model, task, reference)
             in_scope = scores[in_scope_rows(reference, task, labels)]
             threshold = choose_threshold(in_scope, scores[reference.out_of_scope[task]], rule, in_scope_share)
@@ -222,10 +262,10 @@ def out_of_scope_scores(model: MultiTaskBertModel, task: str, split: SplitOutput
     temperature = model.config.task_temperature(task)
     logits = answerable_logits(model.config.task_labels(task), split.outputs[f"{task}_logits"], temperature)
     scorer = model.out_of_scope_scorers[task]
+    device = next(iter(scorer.buffers()), logits).device  # the model's device (msp and energy keep no buffers)
+    features, embeddings = split.outputs["sentence_features"], split.outputs["sentence_embedding"]
     with torch.no_grad():
-        return scorer(
-            logits, split.outputs["sentence_features"], split.outputs["sentence_embedding"], temperature
-        ).cpu()
+        return scorer(logits.to(device), features.to(device), embeddings.to(device), temperature).cpu()
 
 
 def sentence_task_scores(
@@ -279,7 +319,7 @@ def sentence_task_scores(
                 token_tasks=[],
                 confidences={task: confidence.tolist()},
                 in_scope_predictions={task: in_scope_predictions},
-                **(options if not suffix else {}),
+                **(options if not suffix else {key: options[key] for key in options if key == "out_of_scope_labels"}),
             )
             if f"{task}_ece" in computed:
                 results[f"{task}_ece{suffix}"] = computed[f"{task}_ece"]

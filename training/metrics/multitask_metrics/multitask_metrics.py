@@ -27,7 +27,7 @@ sentence-level task:
 
 - `<task>_in_scope_accuracy`: share of in-scope references whose prediction is right (answering out-of-scope is wrong);
 - `<task>_out_of_scope_recall`, `_precision`, `_f1`: of the out-of-scope decision, out-of-scope being the positive
-  class;
+  class (a reference `unknown_label` takes no part in these and the two below);
 - with `out_of_scope_scores` (`{task: [score per example]}`, higher: further out of scope), `<task>_out_of_scope_auroc`
   (out-of-scope references against in-scope ones) and `<task>_out_of_scope_fpr95`: the share of out-of-scope
   references accepted at the highest threshold that accepts 95% of the in-scope ones.
@@ -184,10 +184,12 @@ def out_of_scope_scores_of(task, predicted, gold, out_of_scope_label, scores, un
     """In-scope accuracy and the out-of-scope decision's recall, precision, F1 (and AUROC, FPR at 95% in-scope
     recall from `scores`) over the examples with a reference."""
     annotated = [index for index, label in enumerate(gold) if label]
-    is_out = np.array([gold[index] == out_of_scope_label for index in annotated])
-    said_out = np.array([predicted[index] == out_of_scope_label for index in annotated])
     results = {}
     in_scope = [index for index in annotated if gold[index] != out_of_scope_label]
+    # A reference `UNK` (a label unseen in training) is neither in scope nor out of scope for the detection scores.
+    annotated = [index for index in annotated if gold[index] != unknown_label]
+    is_out = np.array([gold[index] == out_of_scope_label for index in annotated], dtype=bool)
+    said_out = np.array([predicted[index] == out_of_scope_label for index in annotated], dtype=bool)
     if in_scope:
         right = sum(label_is_right(predicted[index], gold[index], unknown_label) for index in in_scope)
         results[f"{task}_in_scope_accuracy"] = right / len(in_scope)
