@@ -16,7 +16,7 @@ from transformers import pipeline
 
 from conftest import run_without_project, tiny_model
 from multitask_bert.modeling import MultiTaskBertModel
-from multitask_bert.training import cli
+from multitask_bert.training import cli, commands
 from multitask_bert.training.data import UNK, load_hf_dataset, load_jointbert, load_jsonl, tokenize_dataset
 from multitask_bert.training.export import OnnxMultiTaskModel, export_onnx
 from multitask_bert.training.out_of_scope import choose_threshold, fit_temperature
@@ -389,3 +389,11 @@ def test_another_sentence_task_has_its_own_out_of_scope_scores(tmp_path, tiny_ba
         validation
     )
     assert not any(key.startswith("intent_out_of_scope") for key in validation)
+
+
+def test_the_main_job_shows_why_an_answer_is_out_of_scope():
+    model = tiny_model(tasks={"intent": {"level": "sentence", "labels": ["a", "b", UNK]}})
+    model.set_out_of_scope("intent", "oos", "msp", 0.25)
+    answer = {"label": "oos", "score": 0.6, "out_of_scope_score": 0.6}
+    assert commands.answer_text("intent", answer, model.config) == "intent oos (out-of-scope score 0.6 > 0.25)"
+    assert commands.answer_text("intent", {"label": "a", "score": 0.7}, model.config) == "intent a (0.70)"

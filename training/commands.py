@@ -648,6 +648,15 @@ def write_card(
     )
 
 
+def answer_text(task: str, answer: dict, config: MultiTaskBertConfig) -> str:
+    """`intent set_alarm (0.97)`, or for an out-of-scope answer `intent oos (out-of-scope score 1.2e+03 > 817)`."""
+    detector = config.task_out_of_scope(task)
+    if detector is not None and answer["label"] == detector["label"]:
+        score, threshold = answer["out_of_scope_score"], detector["threshold"]
+        return f"{task} {answer['label']} (out-of-scope score {score:.3g} > {threshold:.3g})"
+    return f"{task} {answer['label']} ({answer['score']:.2f})"
+
+
 def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None:
     """Print predictions of the saved model, loaded the way users load it, on a few test utterances."""
     from transformers import pipeline
@@ -658,9 +667,7 @@ def show_examples(model_dir: Path, dataset: DatasetDict, count: int = 3) -> None
     print("\nExample predictions:")
     config = nlu.model.config
     for prediction in nlu(texts):
-        parts = [
-            f"{task} {prediction[task]['label']} ({prediction[task]['score']:.2f})" for task in config.sentence_tasks
-        ]
+        parts = [answer_text(task, prediction[task], config) for task in config.sentence_tasks]
         for task in config.token_tasks:
             key = result_key(task)
             found = ", ".join(f"{entity['entity_group']}={entity['word']!r}" for entity in prediction[key])
