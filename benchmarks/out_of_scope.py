@@ -174,6 +174,7 @@ def score_run(name: str, cache_dir: Path) -> dict:
     import torch
 
     from multitask_bert.modeling import MultiTaskBertModel
+    from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits
     from multitask_bert.training.data import MultiTaskDataCollator, load_data, tokenize_dataset
     from multitask_bert.training.loading import load_tokenizer
     from multitask_bert.training.out_of_scope import (
@@ -200,9 +201,7 @@ def score_run(name: str, cache_dir: Path) -> dict:
 
     def decisions(split: str, scores: torch.Tensor | None, threshold: float | None) -> dict:
         found = outputs[split]
-        best = found.outputs["intent_logits"].clone()
-        if "UNK" in labels:
-            best[:, labels.index("UNK")] = float("-inf")
+        best = answerable_logits(labels, found.outputs["intent_logits"])
         predicted = [labels[index] for index in best.argmax(dim=-1).tolist()]
         if threshold is not None:
             predicted = [
@@ -230,9 +229,9 @@ def score_run(name: str, cache_dir: Path) -> dict:
         for split in ("validation", "test"):
             found = outputs[split]
             rows = in_scope_rows(found, "intent", labels)
-            logits = found.outputs["intent_logits"][rows] / model.config.task_temperature("intent")
-            if "UNK" in labels:
-                logits[:, labels.index("UNK")] = float("-inf")
+            logits = answerable_logits(
+                labels, found.outputs["intent_logits"][rows], model.config.task_temperature("intent")
+            )
             probabilities = logits.softmax(dim=-1)
             right = (probabilities.argmax(dim=-1) == found.labels["intent"][rows]).tolist()
             computed = metric.compute(
