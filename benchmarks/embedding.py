@@ -36,7 +36,7 @@ from accuracy import (
     train_once,
 )
 
-from multitask_bert.modeling import default_backbone_path
+from multitask_bert import default_backbone_path
 from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
 
 STS_DIR = DATA_ROOT / "sts-b"

@@ -173,10 +173,10 @@ def score_run(name: str, cache_dir: Path) -> dict:
     import evaluate
     import torch
 
-    from multitask_bert.modeling import MultiTaskBertModel
+    from multitask_bert import MultiTaskBertModel, MultiTaskDataCollator, load_data, tokenize_dataset
     from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits
-    from multitask_bert.training.data import MultiTaskDataCollator, load_data, tokenize_dataset
     from multitask_bert.training.loading import load_tokenizer
+    from multitask_bert.training.metric import METRICS_PATH
     from multitask_bert.training.out_of_scope import (
         calibrate,
         choose_threshold,
@@ -186,7 +186,6 @@ def score_run(name: str, cache_dir: Path) -> dict:
         split_outputs,
     )
     from multitask_bert.training.sts_benchmark import sts_benchmark_spearman
-    from multitask_bert.training.trainer import METRICS_PATH
 
     model_dir = cache_dir / "models" / name
     run = json.loads((model_dir / "benchmark_run.json").read_text())

@@ -23,12 +23,10 @@ import torch
 from speed import TIMED_RUN_ARGUMENTS, cpu_model, interleaved_medians
 from transformers import AutoTokenizer
 
-from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
-from multitask_bert.training.commands import TRAIN_DEFAULTS
+from multitask_bert import MultiTaskBertModel, MultiTaskTrainer, MultiTaskTrainingArguments, default_backbone_path
+from multitask_bert.training.cli.train import TRAIN_DEFAULTS
 from multitask_bert.training.data import MultiTaskDataCollator, load_default_dataset, task_label_lists, tokenize_dataset
 from multitask_bert.training.embedding_preservation import TEACHER_EMBEDDING, add_teacher_embeddings
-from multitask_bert.training.trainer import MultiTaskTrainer
-from multitask_bert.training.training_args import MultiTaskTrainingArguments
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

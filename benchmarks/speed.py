@@ -29,9 +29,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
-from multitask_bert.training.data import MultiTaskDataCollator
-from multitask_bert.training.trainer import MultiTaskTrainer
+from multitask_bert import MultiTaskBertModel, MultiTaskDataCollator, MultiTaskTrainer, default_backbone_path
 from multitask_bert.training.training_args import MultiTaskTrainingArguments, cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +116,8 @@ def embedding_vs_sentence_transformers(texts: list[str], batch_size: int, repeat
 
 def onnx_vs_eager(texts: list[str], model_dir: Path, onnx_dir: Path, repeats: int) -> dict[str, float]:
     """Batch-1 latency over `texts`: PyTorch eager vs onnxruntime fp32 vs onnxruntime dynamic int8."""
-    from multitask_bert.training.export import INT8_FILE, OnnxMultiTaskModel, export_onnx
+    from multitask_bert import OnnxMultiTaskModel, export_onnx
+    from multitask_bert.training.onnx import INT8_FILE
 
     export_onnx(model_dir, onnx_dir, quantize="int8")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -48,11 +48,6 @@ def load_example_bank() -> list[dict[str, str]]:
     ]
 
 
-def result_key(task: str) -> str:
-    """The pipeline's key for a task's prediction: `entities` for the token-level task `ner`, else the task's name."""
-    return "entities" if task == "ner" else task
-
-
 class NluDemo:
     """Runs the `joint-intent-ner` pipeline on one text and finds the closest bank examples by cosine similarity."""
 
@@ -64,6 +59,7 @@ class NluDemo:
         self.bank = bank
         self.sentence_tasks = list(config.sentence_tasks)
         self.token_tasks = list(config.token_tasks)
+        self.result_keys = {task: config.task_result_key(task) for task in self.token_tasks}
         results = nlu([example["text"] for example in bank], batch_size=32, return_embedding=True)
         embeddings = torch.tensor([result["sentence_embedding"] for result in results])
         self.bank_embeddings = torch.nn.functional.normalize(embeddings, dim=1)
@@ -82,7 +78,9 @@ class NluDemo:
             raise gr.Error("Type an utterance first.")
         result = self.nlu(text, top_k=NUM_INTENTS_SHOWN, return_embedding=True)
         labels = [{entry["label"]: entry["score"] for entry in result[task]} for task in self.sentence_tasks]
-        highlighted = [{"text": result["text"], "entities": result[result_key(task)]} for task in self.token_tasks]
+        highlighted = [
+            {"text": result["text"], "entities": result[self.result_keys[task]]} for task in self.token_tasks
+        ]
         query = torch.nn.functional.normalize(torch.tensor(result["sentence_embedding"]), dim=0)
         similarities, indices = (self.bank_embeddings @ query).topk(min(NUM_NEIGHBOURS, len(self.bank)))
         neighbours = [
@@ -107,7 +105,9 @@ def build_app(demo: NluDemo, model_name: str) -> gr.Blocks:
             ]
             outputs += [
                 gr.HighlightedText(
-                    label=result_key(task).capitalize(), color_map=demo.entity_colors[task], elem_id=result_key(task)
+                    label=demo.result_keys[task].capitalize(),
+                    color_map=demo.entity_colors[task],
+                    elem_id=demo.result_keys[task],
                 )
                 for task in demo.token_tasks
             ]

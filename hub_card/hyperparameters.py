@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from ..modeling import MultiTaskBertConfig
+
 OPTIMIZER_NAMES = {
     "adamw_torch": "AdamW (PyTorch)",
     "adamw_torch_fused": "AdamW (PyTorch, fused kernel)",
@@ -30,9 +32,11 @@ def _warmup(args: TrainingArguments, total_steps: int | None) -> str:
     return f"{int(args.warmup_steps)} steps"
 
 
-def describe_training(args: TrainingArguments, total_steps: int | None = None) -> dict[str, str]:
+def describe_training(
+    args: TrainingArguments, total_steps: int | None = None, config: MultiTaskBertConfig | None = None
+) -> dict[str, str]:
     """`{what: how}` lines for the card from `TrainingArguments` (the `MultiTaskTrainingArguments` fields too, when
-    present) and the number of optimizer steps taken."""
+    present), the number of optimizer steps taken and the trained model's `config` (its loss weighting)."""
     optimizer_key = getattr(args.optim, "value", str(args.optim))
     optimizer = OPTIMIZER_NAMES.get(optimizer_key, optimizer_key)
     if "adam" in optimizer_key:
@@ -78,10 +82,10 @@ def describe_training(args: TrainingArguments, total_steps: int | None = None) -
     frozen += [f"the `{task}` head" for task in getattr(args, "freeze_heads", [])]
     if frozen:
         lines["Frozen during training"] = ", ".join(frozen)
-    if getattr(args, "uncertainty_weighting", None):
+    if config is not None and config.uncertainty_weighting:
         lines["Task weights"] = "learned (homoscedastic uncertainty, Kendall et al. 2018)"
-    elif getattr(args, "task_weights", None):
-        lines["Task weights"] = ", ".join(f"{task} {_number(weight)}" for task, weight in args.task_weights.items())
+    elif config is not None and config.task_weights:
+        lines["Task weights"] = ", ".join(f"{task} {_number(weight)}" for task, weight in config.task_weights.items())
     preservation = getattr(args, "embedding_preservation_weight", None)
     if preservation is not None:
         lines["Embedding preservation"] = (

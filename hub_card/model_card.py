@@ -1,32 +1,39 @@
 """Model cards for multi-task models: Hub metadata with eval results, and a body written from a training run.
 
-`write_model_card(model_dir, ...)` after training writes README.md, the loss curve and `model_card_inputs.json`
-(what it was given, so `multitask-bert card MODEL_DIR` can write the card again from the folder alone).
+`write_model_card(model_dir, ...)` after training writes README.md, the loss curve (`loss_plot`) and
+`model_card_inputs.json` (what it was given, so `multitask-bert card MODEL_DIR` can write the card again from the
+folder alone); `dataset_summary` counts what the data holds.
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import platform
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from datasets import DatasetDict
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.repocard_data import model_index_to_eval_results
-from matplotlib.figure import Figure
-from seqeval.metrics.sequence_labeling import get_entities
 from transformers.modelcard import make_markdown_table, parse_log_history
-from transformers.pipelines import SUPPORTED_TASKS
 
-from multitask_bert.modeling import MultiTaskBertConfig, default_backbone_path
-from multitask_bert.training.cli import CommandParser
-from multitask_bert.training.data.labels import tags_column, task_levels
+from ..modeling import MultiTaskBertConfig, default_backbone_path
+from ..modeling.configuration_multitask_bert import (
+    DEFAULT_SENTENCE_TASK,
+    DEFAULT_TASK_NAMING,
+    DEFAULT_TASKS,
+    DEFAULT_TOKEN_TASK,
+)
+from .card_validation import validate_model_card
+
+# Where these lived before the card's parts had modules of their own.
+from .dataset_summary import count_entities as count_entities
+from .dataset_summary import count_labels as count_labels
+from .dataset_summary import summarize_dataset as summarize_dataset
+from .loss_plot import save_loss_plot
 
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
 CARD_FILE = "README.md"
@@ -52,13 +59,20 @@ DEFAULT_EXAMPLES = ["remind me to call Anna at 5pm tomorrow", "wake me up at 7 a
 NOT_A_CLASS = ("UNK", "PAD")  # placeholder outputs of a head, never listed as real classes
 BIO_PREFIXES = ("B", "I", "E", "S", "L", "U")
 
-# Metric key (as training/metrics/multitask_metrics names them) -> (task type, task name, metric type, metric name)
-# in the model-index. Per-entity-type scores, `entity_<TYPE>_f1` etc., go into the card body only.
+# Metric key of the default tasks (as training/metrics/multitask_metrics names them: `intent_accuracy`, `entity_f1`)
+# -> (task type, task name, metric type, metric name) in the model-index. Per-entity-type scores, `entity_<TYPE>_f1`
+# etc., go into the card body only.
+_ENTITY = DEFAULT_TASK_NAMING[DEFAULT_TOKEN_TASK]["metric_prefix"]
 METRICS = {
-    "intent_accuracy": ("text-classification", "Intent classification", "accuracy", "Intent accuracy"),
-    "entity_precision": ("token-classification", "Entity recognition", "precision", "Entity precision"),
-    "entity_recall": ("token-classification", "Entity recognition", "recall", "Entity recall"),
-    "entity_f1": ("token-classification", "Entity recognition", "f1", "Entity F1"),
+    f"{DEFAULT_SENTENCE_TASK}_accuracy": (
+        "text-classification",
+        "Intent classification",
+        "accuracy",
+        "Intent accuracy",
+    ),
+    f"{_ENTITY}_precision": ("token-classification", "Entity recognition", "precision", "Entity precision"),
+    f"{_ENTITY}_recall": ("token-classification", "Entity recognition", "recall", "Entity recall"),
+    f"{_ENTITY}_f1": ("token-classification", "Entity recognition", "f1", "Entity F1"),
     "sentence_accuracy": (
         "token-classification",
         "Entity recognition",
@@ -75,11 +89,9 @@ STS_RESULT = {
     "metric_type": "spearman_cosine",
     "metric_name": "Spearman correlation of cosine similarities",
 }
-# Tasks other than the defaults (`intent`, `ner`) are scored in the card body by `<task>_accuracy` (sentence-level)
-# or `<task>_precision`/`_recall`/`_f1` (token-level), as training/metrics/multitask_metrics names them.
-DEFAULT_TASKS = ("intent", "ner")
+# Tasks other than the config's default ones are scored in the card body by `<task>_accuracy` (sentence-level)
+# or `<prefix>_precision`/`_recall`/`_f1` (token-level), as training/metrics/multitask_metrics names them.
 OTHER_TASK_SCORES = ("accuracy", "precision", "recall", "f1")
-PER_TYPE_METRIC = re.compile(r"entity_.+_(precision|recall|f1|support)")
 # Calibration and out-of-scope scores of a sentence-level task `<task>_<score>` (training/out_of_scope.py), with their
 # model-index metric type and name.
 OUT_OF_SCOPE_SCORES = {
@@ -101,36 +113,6 @@ FRAMEWORKS = [
     "huggingface_hub",
     "sentence-transformers",
 ]
-
-
-def count_labels(labels: Iterable[str]) -> dict[str, int]:
-    """Examples per label of a sentence-level task, for `dataset_summary`."""
-    return dict(Counter(labels).most_common())
-
-
-def count_entities(tag_sequences: Iterable[Sequence[str]]) -> dict[str, int]:
-    """Entity mentions per type in BIO-tagged sequences (seqeval's chunking), for `dataset_summary`."""
-    return dict(Counter(kind for tags in tag_sequences for kind, _, _ in get_entities(list(tags))).most_common())
-
-
-def summarize_dataset(dataset: DatasetDict) -> dict[str, dict]:
-    """
-    `dataset_summary` of a `DatasetDict` in the layout of `multitask_bert.training.data` (a `ClassLabel` column per
-    sentence-level task, `-1` where missing, and a `<task>_tags` column of `ClassLabel` BIO tags per token-level
-    task): examples, and per task its labels or entity mentions.
-    """
-    summary = {}
-    for split, data in dataset.items():
-        summary[split] = {"examples": len(data)}
-        for task, level in task_levels(data.features).items():
-            if level == "sentence":
-                names = data.features[task]
-                summary[split][task] = count_labels(names.int2str(label) for label in data[task] if label >= 0)
-            else:
-                names = data.features[tags_column(task)].feature
-                tags = ([names.int2str(tag) for tag in sequence] for sequence in data[tags_column(task)])
-                summary[split][task] = count_entities(tags)
-    return summary
 
 
 def hub_base_model(name_or_path: str | None) -> str | None:
@@ -182,8 +164,7 @@ def build_model_card(
     config = _load_config(model_dir)
     other_tasks = [task for task in config.tasks if task not in DEFAULT_TASKS]
     eval_results = {
-        split: _split_metrics(split, metrics, other_tasks, config.sentence_tasks)
-        for split, metrics in (eval_results or {}).items()
+        split: _split_metrics(split, metrics, other_tasks, config) for split, metrics in (eval_results or {}).items()
     }
     if embedding_similarity:
         embedding_similarity = {"split": "test", "base_spearman_cosine": None, **embedding_similarity}
@@ -215,9 +196,15 @@ def build_model_card(
     )
     tasks = [_task_view(name, config, dataset_summary) for name in config.tasks]
     _, training_lines, _ = parse_log_history(log_history or [])
-    entity_types = [entity for task in tasks if task["level"] == "token" for entity in task["classes"]]
+    entity_types = [
+        (config.task_metric_prefix(task["name"]), entity)
+        for task in tasks
+        if task["level"] == "token"
+        for entity in task["classes"]
+    ]
+    per_type_metric = _per_type_metric(config)
     entity_type_splits = [
-        split for split, metrics in eval_results.items() if any(PER_TYPE_METRIC.fullmatch(key) for key in metrics)
+        split for split, metrics in eval_results.items() if any(per_type_metric.fullmatch(key) for key in metrics)
     ]
     return ModelCard.from_template(
         card_data,
@@ -259,7 +246,10 @@ def build_model_card(
             {
                 "split": split,
                 "task": task,
-                **{score: _format(metrics.get(f"{task}_{score}")) for score in OTHER_TASK_SCORES},
+                **{
+                    score: _format(metrics.get(f"{config.task_metric_prefix(task)}_{score}"))
+                    for score in OTHER_TASK_SCORES
+                },
             }
             for split, metrics in eval_results.items()
             for task in other_tasks
@@ -287,9 +277,9 @@ def build_model_card(
         entity_type_rows=[
             {
                 "label": entity,
-                "scores": [_format(eval_results[split].get(f"entity_{entity}_f1")) for split in entity_type_splits],
+                "scores": [_format(eval_results[split].get(f"{prefix}_{entity}_f1")) for split in entity_type_splits],
             }
-            for entity in entity_types
+            for prefix, entity in entity_types
         ]
         if entity_type_splits
         else [],
@@ -298,72 +288,6 @@ def build_model_card(
         framework_versions=_framework_versions(),
         year=datetime.date.today().year,
     )
-
-
-def validate_model_card(card: ModelCard | str) -> None:
-    """
-    Offline stand-in for `ModelCard.validate` (which asks the Hub): raise a `ValueError` naming the problems.
-
-    Parses the text as huggingface_hub does (YAML block, `ModelCardData`, model-index -> eval results and back) and
-    checks the fields the Hub would reject or misread.
-    """
-    try:
-        metadata = ModelCard(str(card)).data.to_dict()  # the model-index goes through eval results and back
-        _, eval_results = (
-            model_index_to_eval_results(metadata["model-index"]) if "model-index" in metadata else ("", [])
-        )
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"Invalid model card metadata: {error}") from error
-    problems = []
-    if metadata.get("pipeline_tag") not in _builtin_pipeline_tasks():
-        problems.append(f"pipeline_tag {metadata.get('pipeline_tag')!r} is not one of transformers' own pipeline tasks")
-    for language in _as_list(metadata.get("language")):
-        if not re.fullmatch(r"[a-z]{2,3}|multilingual|code", str(language)):
-            problems.append(f"language {language!r} is not an ISO 639 code")
-    for key in ("base_model", "datasets"):
-        for hub_id in _as_list(metadata.get(key)):
-            if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", str(hub_id)):
-                problems.append(f"{key} {hub_id!r} is not a Hub id")
-    if not metadata.get("license") or not metadata.get("library_name"):
-        problems.append("license and library_name must be set")
-    for widget in metadata.get("widget") or []:
-        if not isinstance(widget, dict) or not isinstance(widget.get("text"), str):
-            problems.append(f"widget example {widget!r} needs a `text` string")
-    for result in eval_results:
-        if not isinstance(result.metric_value, (int, float)) or not 0 <= result.metric_value <= 1:
-            problems.append(f"{result.metric_name} on {result.dataset_split} is {result.metric_value!r}, not in [0, 1]")
-    if problems:
-        raise ValueError("Invalid model card metadata: " + "; ".join(problems))
-
-
-def save_loss_plot(log_history: list[dict], path: str | Path) -> bool:
-    """
-    Plot the joint training loss, each task's training loss (`loss_<task>`, as MultiTaskTrainer logs them) and the
-    validation loss per step; returns False, writing nothing, when no loss was logged.
-    """
-    keys = dict.fromkeys(
-        key for entry in log_history for key in entry if key in ("loss", "eval_loss") or key.startswith("loss_")
-    )
-    curves = {
-        key: [(entry["step"], entry[key]) for entry in log_history if key in entry and "step" in entry] for key in keys
-    }
-    curves = {key: points for key, points in curves.items() if points}
-    if not curves:
-        return False
-    styles = {"loss": {"label": "training loss (joint)"}, "eval_loss": {"marker": "o", "label": "validation loss"}}
-    figure = Figure(figsize=(6, 4), dpi=100)
-    axes = figure.subplots()
-    for key, points in curves.items():
-        style = styles.get(key, {"linestyle": "--", "label": f"training loss: {key.removeprefix('loss_')}"})
-        axes.plot(*zip(*points, strict=True), **style)
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss")
-    axes.set_title("Loss during training")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    return True
 
 
 def write_model_card(model_dir: str | Path, **inputs) -> ModelCard:
@@ -393,44 +317,6 @@ def load_card_inputs(model_dir: str | Path) -> dict[str, Any]:
     return inputs
 
 
-def main(argv: list[str]) -> int:
-    """
-    `multitask-bert card MODEL_DIR [--repo-id ID] [--sts-benchmark PATH]`: write the model card again from what the
-    folder holds, optionally with the sentence embedding scored on an STS Benchmark file.
-    """
-    parser = CommandParser(
-        prog="multitask-bert card",
-        description=f"Write MODEL_DIR/{CARD_FILE} and {LOSS_PLOT_FILE} from config.json, {CARD_INPUTS_FILE} "
-        f"and {TRAINER_STATE_FILE}.",
-    )
-    parser.add_argument("model_dir", type=Path, help="a saved model folder")
-    parser.add_argument("--repo-id", help="Hub repo the card is for (used in the usage snippets)")
-    parser.add_argument(
-        "--sts-benchmark",
-        type=Path,
-        help="STS Benchmark file (or folder with test.tsv): score the model's sentence embedding for the card",
-    )
-    args = parser.parse_args(argv)
-    inputs = load_card_inputs(args.model_dir)
-    if args.repo_id:
-        inputs["repo_id"] = args.repo_id
-    if args.sts_benchmark:
-        from multitask_bert.training.sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
-
-        sts_pairs = read_sts_benchmark(args.sts_benchmark)
-        split = sts_pairs.path.stem
-        earlier = inputs.get("embedding_similarity") or {}
-        inputs["embedding_similarity"] = {
-            "split": split,
-            "spearman_cosine": sts_benchmark_spearman(args.model_dir, sts_pairs),
-            # The starting model's score, measured at training time, only if it was on the same split.
-            "base_spearman_cosine": earlier.get("base_spearman_cosine") if earlier.get("split") == split else None,
-        }
-    write_model_card(args.model_dir, **inputs)
-    print(f"Wrote {args.model_dir / CARD_FILE}")
-    return 0
-
-
 def _load_config(model_dir: Path) -> MultiTaskBertConfig:
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} has no config.json: is it a folder saved with `save_pretrained`?")
@@ -450,18 +336,25 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON: {error}") from error
 
 
+def _per_type_metric(config: MultiTaskBertConfig) -> re.Pattern:
+    """Per-entity-type score keys of the config's token-level tasks (`entity_<TYPE>_f1` for `ner`)."""
+    prefixes = "|".join(re.escape(config.task_metric_prefix(task)) for task in config.token_tasks) or "$^"
+    return re.compile(rf"({prefixes})_.+_(precision|recall|f1|support)")
+
+
 def _split_metrics(
-    split: str, metrics: dict[str, float], other_tasks: list[str], sentence_tasks: list[str]
+    split: str, metrics: dict[str, float], other_tasks: list[str], config: MultiTaskBertConfig
 ) -> dict[str, float]:
     if not isinstance(metrics, dict):
         raise ValueError(f"eval_results[{split!r}] must be a dict of metrics, got {type(metrics).__name__}.")
     stripped = {re.sub(rf"^(eval|{re.escape(split)})_", "", key): value for key, value in metrics.items()}
-    other_keys = {f"{task}_{score}" for task in other_tasks for score in OTHER_TASK_SCORES}
-    other_keys |= {f"{task}_{score}" for task in sentence_tasks for score in OUT_OF_SCOPE_SCORES}
+    other_keys = {f"{config.task_metric_prefix(task)}_{score}" for task in other_tasks for score in OTHER_TASK_SCORES}
+    other_keys |= {f"{task}_{score}" for task in config.sentence_tasks for score in OUT_OF_SCOPE_SCORES}
+    per_type_metric = _per_type_metric(config)
     known = {
         key: value
         for key, value in stripped.items()
-        if key in METRICS or PER_TYPE_METRIC.fullmatch(key) or key in other_keys
+        if key in METRICS or per_type_metric.fullmatch(key) or key in other_keys
     }
     if not known:
         raise ValueError(
@@ -564,27 +457,12 @@ def _entity_type(tag: str) -> str | None:
     return kind if prefix in BIO_PREFIXES and kind else tag
 
 
-def _builtin_pipeline_tasks() -> set[str]:
-    """transformers' own tasks (all valid Hub pipeline tags), not the custom ones registered at run time."""
-    return {
-        task
-        for task, spec in SUPPORTED_TASKS.items()
-        if (spec["impl"] if isinstance(spec["impl"], str) else spec["impl"].__module__).startswith("transformers.")
-    }
-
-
 def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
 def _format(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _framework_versions() -> dict[str, str]:
@@ -595,3 +473,15 @@ def _framework_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return versions
+
+
+def __getattr__(name: str) -> Any:
+    """`main` moved to the command-line package (`multitask_bert.training.cli.card`); an alias for one release."""
+    if name != "main":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.main is deprecated and will be removed in 0.3: use multitask_bert.training.cli.card.main.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return importlib.import_module("multitask_bert.training.cli.card").main

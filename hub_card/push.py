@@ -1,4 +1,4 @@
-"""Publish a saved multi-task model folder to the Hugging Face Hub (`multitask-bert push`).
+"""Publish a saved multi-task model folder to the Hugging Face Hub (the library side of `multitask-bert push`).
 
 The token comes only from huggingface_hub's usual sources (`HF_TOKEN`, or the login stored by `hf auth login`);
 it is never passed around, printed, or written into the folder.
@@ -6,12 +6,13 @@ it is never passed around, printed, or written into the folder.
 
 from __future__ import annotations
 
+import importlib
 import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import CommitInfo, HfApi, get_token
-
-from multitask_bert.training.cli import CommandParser
 
 from .model_card import CARD_FILE, CARD_INPUTS_FILE, load_card_inputs, write_model_card
 
@@ -81,29 +82,13 @@ def push_to_hub(
     )
 
 
-def main(argv: list[str]) -> int:
-    """`multitask-bert push MODEL_DIR REPO_ID [--private] [--revision BRANCH] [--commit-message TEXT]`."""
-    parser = CommandParser(
-        prog="multitask-bert push",
-        description="Upload a saved model folder to the Hugging Face Hub, where it loads with "
-        "`AutoModel.from_pretrained(REPO_ID, trust_remote_code=True)`. Log in first (`hf auth login`) or set HF_TOKEN.",
+def __getattr__(name: str) -> Any:
+    """`main` moved to the command-line package (`multitask_bert.training.cli.push`); an alias for one release."""
+    if name != "main":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{__name__}.main is deprecated and will be removed in 0.3: use multitask_bert.training.cli.push.main.",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    parser.add_argument(
-        "model_dir", type=Path, help="a folder written by `save_pretrained` (or `multitask-bert train`)"
-    )
-    parser.add_argument("repo_id", help="`namespace/name`, or `name` for your own namespace")
-    parser.add_argument(
-        "--private", action="store_true", help="create the repo private (an existing repo keeps its setting)"
-    )
-    parser.add_argument("--revision", metavar="BRANCH", help="push to this branch (created from main if missing)")
-    parser.add_argument("--commit-message", help="summary of the commit")
-    args = parser.parse_args(argv)
-    commit = push_to_hub(
-        args.model_dir,
-        args.repo_id,
-        private=args.private,
-        revision=args.revision,
-        commit_message=args.commit_message,
-    )
-    print(f"Pushed {args.model_dir} to {commit.repo_url} ({commit.commit_url})")
-    return 0
+    return importlib.import_module("multitask_bert.training.cli.push").main

@@ -35,6 +35,14 @@ DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
     "ner": {"level": "token", "labels": ["O"]},
 }
+# The default heads' names, which `MultiTaskBertModel.from_backbone(intent_labels=, ner_labels=)` and the data
+# readers of intent + entity formats use.
+DEFAULT_SENTENCE_TASK, DEFAULT_TOKEN_TASK = DEFAULT_TASKS
+# How a task is named outside the model, where a task spec does not say (`result_key`, `metric_prefix`): its own name,
+# except for the default entity task, whose results are `entities` and whose scores are `entity_f1` etc.
+DEFAULT_TASK_NAMING = {"ner": {"result_key": "entities", "metric_prefix": "entity"}}
+# Spec keys that only name a task in results and scores.
+TASK_NAMING_KEYS = ("result_key", "metric_prefix")
 # What `SentenceTransformer(folder, trust_remote_code=True)` reads: one Transformer module in the folder itself, which
 # embeds with `get_text_features` (its `pooler_output` is the `sentence_embedding`) and truncates at `max_seq_length`.
 SENTENCE_TRANSFORMERS_MODULE = "sentence_transformers.models.Transformer"
@@ -80,7 +88,9 @@ class MultiTaskBertConfig(PreTrainedConfig):
         tasks (`dict`):
             Ordered `{name: {"level": "sentence" | "token", "labels": [...]}}`. Sentence-level heads read the
             pooled vector (or their own, see `sentence_head_pooling`), token-level heads every token state. Defaults
-            to an `intent` and an `ner` head. A sentence-level task may also have a `"temperature"` (its logits are
+            to an `intent` and an `ner` head. A task may name its predictions in pipeline results (`"result_key"`) and
+            its scores in metrics (`"metric_prefix"`); both default to the task's name (`entities` and `entity` for
+            `ner`, `DEFAULT_TASK_NAMING`). A sentence-level task may also have a `"temperature"` (its logits are
             divided by it before the softmax: calibrated scores) and an `"out_of_scope"` detector, `{"label": ...,
             "method": ..., "threshold": ..., "size": ...}`: an input whose out-of-scope score (`method`, one of
             `OUT_OF_SCOPE_METHODS`) is above `threshold` gets `label`, which is none of the head's labels; `size` is
@@ -184,6 +194,9 @@ class MultiTaskBertConfig(PreTrainedConfig):
             if duplicates:
                 raise ValueError(f"Task {name!r} lists these labels more than once: {duplicates}.")
             self._validate_out_of_scope(name, spec)
+            for key in TASK_NAMING_KEYS:
+                if key in spec and not (isinstance(spec[key], str) and spec[key].isidentifier()):
+                    raise ValueError(f"Task {name!r}: `{key}` must be an identifier, got {spec[key]!r}.")
         if self.sentence_aware_token_heads and not (self.sentence_tasks and self.token_tasks):
             levels = {name: spec["level"] for name, spec in self.tasks.items()}
             raise ValueError(
@@ -192,6 +205,9 @@ class MultiTaskBertConfig(PreTrainedConfig):
         unknown = sorted(set(self.task_weights or {}) - set(self.tasks))
         if unknown:
             raise ValueError(f"`task_weights` names tasks that do not exist: {unknown}; tasks: {list(self.tasks)}.")
+        for task, weight in (self.task_weights or {}).items():
+            if not _is_number(weight) or weight < 0:
+                raise ValueError(f"`task_weights[{task!r}]` must be a number >= 0, got {weight!r}.")
 
     @staticmethod
     def _validate_out_of_scope(name: str, spec: dict) -> None:
@@ -223,6 +239,18 @@ class MultiTaskBertConfig(PreTrainedConfig):
         size = detector.get("size")
         if method in OUT_OF_SCOPE_METHODS_WITH_VECTORS and not (_is_integer(size) and size > 0):
             raise ValueError(f"Task {name!r}: out-of-scope method {method!r} needs a positive `size`, got {size!r}.")
+
+    def task_result_key(self, task: str) -> str:
+        """Where the pipeline puts a task's prediction in a result (`entities` for the default `ner` task)."""
+        return self._task_name(task, "result_key")
+
+    def task_metric_prefix(self, task: str) -> str:
+        """How a token-level task's scores are named in metrics: `<prefix>_f1` etc. (`entity_f1` for `ner`)."""
+        return self._task_name(task, "metric_prefix")
+
+    def _task_name(self, task: str, key: str) -> str:
+        spec = self.tasks[task]
+        return spec.get(key) or DEFAULT_TASK_NAMING.get(task, {}).get(key, task)
 
     def task_temperature(self, task: str) -> float:
         """What a sentence-level task's logits are divided by before the softmax (1 unless calibrated)."""
@@ -260,4 +288,12 @@ class MultiTaskBertConfig(PreTrainedConfig):
         return {label: index for index, label in enumerate(self.task_labels(task))}
 
 
-__all__ = ["MultiTaskBertConfig", "OUT_OF_SCOPE_METHODS", "OUT_OF_SCOPE_SCORE_RANGES", "check_out_of_scope_threshold"]
+__all__ = [
+    "DEFAULT_SENTENCE_TASK",
+    "DEFAULT_TASKS",
+    "DEFAULT_TOKEN_TASK",
+    "MultiTaskBertConfig",
+    "OUT_OF_SCOPE_METHODS",
+    "OUT_OF_SCOPE_SCORE_RANGES",
+    "check_out_of_scope_threshold",
+]

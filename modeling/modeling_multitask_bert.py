@@ -19,7 +19,12 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutpu
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file
 
-from .configuration_multitask_bert import OUT_OF_SCOPE_METHODS_WITH_VECTORS, MultiTaskBertConfig
+from .configuration_multitask_bert import (
+    DEFAULT_SENTENCE_TASK,
+    DEFAULT_TOKEN_TASK,
+    OUT_OF_SCOPE_METHODS_WITH_VECTORS,
+    MultiTaskBertConfig,
+)
 from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline, answerable_logits
 
 IGNORE_INDEX = -100
@@ -210,6 +215,24 @@ class ConditionalRandomField(nn.Module):
         return best
 
 
+def build_crfs(config: MultiTaskBertConfig) -> nn.ModuleDict:
+    """One CRF per token-level task of `config` when it has `use_crf`, else none."""
+    if not config.use_crf:
+        return nn.ModuleDict({})
+    return nn.ModuleDict(
+        {name: ConditionalRandomField(len(config.tasks[name]["labels"])) for name in config.token_tasks}
+    )
+
+
+def decode_tags(crfs: nn.ModuleDict, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Best tag ids of a token-level head at the `mask` positions (Viterbi with the task's CRF in `crfs`, else the
+    argmax), `-100` elsewhere."""
+    mask = mask.bool()
+    if task in crfs:
+        return crfs[task].decode(logits, mask)
+    return logits.argmax(dim=-1).masked_fill(~mask, IGNORE_INDEX)
+
+
 class MultiTaskBertPreTrainedModel(PreTrainedModel):
     config_class = MultiTaskBertConfig
     config: MultiTaskBertConfig
@@ -285,11 +308,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             if config.sentence_aware_token_heads
             else {}
         )
-        self.crfs = nn.ModuleDict(
-            {name: ConditionalRandomField(len(config.tasks[name]["labels"])) for name in config.token_tasks}
-            if config.use_crf
-            else {}
-        )
+        self.crfs = build_crfs(config)
         # Which vocabulary entries continue a word (set by `mark_word_continuations`), for `subword_pooling="mean"`.
         self.register_buffer(
             "word_continuations",
@@ -353,9 +372,9 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         if tasks is None:
             tasks = {}
             if intent_labels is not None:
-                tasks["intent"] = {"level": "sentence", "labels": list(intent_labels)}
+                tasks[DEFAULT_SENTENCE_TASK] = {"level": "sentence", "labels": list(intent_labels)}
             if ner_labels is not None:
-                tasks["ner"] = {"level": "token", "labels": list(ner_labels)}
+                tasks[DEFAULT_TOKEN_TASK] = {"level": "token", "labels": list(ner_labels)}
         elif intent_labels is not None or ner_labels is not None:
             raise ValueError("Give either `tasks` or `intent_labels`/`ner_labels`, not both.")
         encoder_config = AutoConfig.from_pretrained(name_or_path)
@@ -599,15 +618,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
 
     def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag ids of a token-level head at the `mask` positions (Viterbi with a CRF), `-100` elsewhere."""
-        mask = mask.bool()
-        if task in self.crfs:
-            return self.crfs[task].decode(logits, mask)
-        return logits.argmax(dim=-1).masked_fill(~mask, IGNORE_INDEX)
+        return decode_tags(self.crfs, task, logits, mask)
 
     def _collect_task_labels(
         self, intent_labels: torch.Tensor | None, ner_labels: torch.Tensor | None, others: dict
     ) -> dict[str, torch.Tensor]:
-        given = {"intent": intent_labels, "ner": ner_labels}
+        given = {DEFAULT_SENTENCE_TASK: intent_labels, DEFAULT_TOKEN_TASK: ner_labels}
         for key, value in others.items():
             if not key.endswith("_labels"):
                 raise ValueError(f"Unexpected argument {key!r}; task targets are passed as `<task>_labels`.")
@@ -702,4 +718,4 @@ def _describe_mismatches(config: MultiTaskBertConfig, mismatched: set[tuple[str,
     )
 
 
-__all__ = ["MultiTaskBertModel", "MultiTaskBertOutput", "MultiTaskBertPreTrainedModel"]
+__all__ = ["MultiTaskBertModel", "MultiTaskBertOutput", "MultiTaskBertPreTrainedModel", "build_crfs", "decode_tags"]

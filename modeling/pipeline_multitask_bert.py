@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
+from .configuration_multitask_bert import DEFAULT_TASK_NAMING
+
 PIPELINE_TASK = "joint-intent-ner"
 # The label that data readers give to labels unseen in training: a head has a row for it, but it is never an answer.
 UNKNOWN_LABEL = "UNK"
@@ -26,9 +28,12 @@ def answerable_logits(labels: list[str], logits: torch.Tensor, temperature: floa
     return scaled
 
 
-def result_key(task: str) -> str:
-    """Where a task's prediction goes in a result: `"entities"` for the token-level task `ner`, else its name."""
-    return "entities" if task == "ner" else task
+def result_key(task: str, config: Any = None) -> str:
+    """Where a task's prediction goes in a result: `config.task_result_key(task)` (`"entities"` for the default `ner`
+    task); without a config (or with one saved before tasks named their results), the default naming."""
+    if config is not None and hasattr(config, "task_result_key"):
+        return config.task_result_key(task)
+    return DEFAULT_TASK_NAMING.get(task, {}).get("result_key", task)
 
 
 def word_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
@@ -237,7 +242,7 @@ class JointIntentNerPipeline(ChunkPipeline):
                     ranked = [{**rejected, "out_of_scope_score": score}, *ranked[: (top_k or 1) - 1]]
             result[task] = ranked if top_k is not None else ranked[0]
         for task in config.token_tasks:
-            result[result_key(task)] = self._entities(text, windows, task, config.task_labels(task))
+            result[result_key(task, config)] = self._entities(text, windows, task, config.task_labels(task))
         result["text"] = text
         if return_embedding:
             result["sentence_embedding"] = self._embedding(windows, config.normalize_embeddings).tolist()

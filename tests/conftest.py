@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, RobertaModel, RobertaTokenizer, pipeline
 
-from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
+from data_helpers import FIXTURES, JOINTBERT_FIXTURE, write_jointbert
+from multitask_bert import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -157,6 +159,14 @@ def tiny_roberta_backbone_dir(tmp_path_factory, byte_level_tokenizer) -> Path:
     RobertaModel(config, add_pooling_layer=False).save_pretrained(path)
     byte_level_tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def fixtures(tmp_path) -> Path:
+    """The fixture folders, with the JointBERT one written beside the tracked CoNLL and JSONL ones."""
+    shutil.copytree(FIXTURES, tmp_path / "fixtures")
+    write_jointbert(tmp_path / "fixtures" / "jointbert", JOINTBERT_FIXTURE)
+    return tmp_path / "fixtures"
 
 
 def run_without_project(

@@ -14,7 +14,7 @@ def test_packaged_backbone_embedding_equals_sentence_transformers(tmp_path):
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers import AutoTokenizer
-        from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+        from multitask_bert import MultiTaskBertModel, default_backbone_path
 
         texts = ["remind me to call Anna at 5pm tomorrow", "set a timer for ten minutes", "hi"]
         path = default_backbone_path()
@@ -38,7 +38,7 @@ def test_packaged_backbone_embedding_equals_sentence_transformers(tmp_path):
 def test_from_backbone_keeps_pretrained_encoder_weights():
     from transformers import AutoModel
 
-    from multitask_bert.modeling import MultiTaskBertModel, default_backbone_path
+    from multitask_bert import MultiTaskBertModel, default_backbone_path
 
     model = MultiTaskBertModel.from_backbone(intent_labels=["a", "b"])
     reference = AutoModel.from_pretrained(default_backbone_path())

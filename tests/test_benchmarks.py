@@ -115,12 +115,14 @@ def test_row_settings_become_train_options_the_parser_reads_back(tmp_path):
     """A dict setting (`--set 'task_weights={"intent": 1, "ner": 2}'`) reaches `train` as JSON, not a Python repr."""
     from transformers import HfArgumentParser
 
-    from multitask_bert.training.training_args import MultiTaskTrainingArguments
+    from multitask_bert import MultiTaskTrainingArguments
+    from multitask_bert.training.cli.arguments import ModelArguments
 
     settings = {"task_weights": {"intent": 1, "ner": 2}, "use_cpu": True, "learning_rate": 2e-4}
     arguments = accuracy_script().cli_arguments(settings) + ["--output_dir", str(tmp_path)]
-    (parsed,) = HfArgumentParser(MultiTaskTrainingArguments).parse_args_into_dataclasses(arguments)
-    assert parsed.task_weights == {"intent": 1, "ner": 2}
+    parser = HfArgumentParser([ModelArguments, MultiTaskTrainingArguments])
+    model_args, parsed = parser.parse_args_into_dataclasses(arguments)
+    assert model_args.task_weights == {"intent": 1, "ner": 2}
     assert parsed.use_cpu is True and parsed.learning_rate == 2e-4
 
 
@@ -219,6 +221,7 @@ def test_embedding_benchmark_skips_without_the_sts_data(tmp_path, tiny_backbone_
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_profile_step_splits_the_step_time_into_groups_for_both_precisions(tmp_path):
     """`benchmarks/profile_step.py` on the embedded data (no ATIS folder there): every group's share, both runs."""
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "profile_step.py"), "--data", str(tmp_path / "absent")]

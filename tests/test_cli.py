@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from multitask_bert.training import cli
-from multitask_bert.training.commands import TRAIN_DEFAULTS
+from multitask_bert.training.cli.train import TRAIN_DEFAULTS
 from multitask_bert.training.data import default_data_dir
 
 BIN = Path(sys.executable).parent

@@ -11,10 +11,10 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
-from multitask_bert.modeling import MultiTaskBertModel
-from multitask_bert.training import cli, commands
+from multitask_bert import MultiTaskBertModel, MultiTaskTrainer
+from multitask_bert.training import cli
+from multitask_bert.training.cli import train as cli_train
 from multitask_bert.training.data import default_data_dir
-from multitask_bert.training.trainer import MultiTaskTrainer
 from multitask_bert.training.training_args import cpu_has_native_bf16
 
 SPLIT_SIZES = {"train": 48, "validation": 24, "test": 24}
@@ -67,10 +67,10 @@ def test_train_uses_bf16_autocast_by_default_exactly_on_cpus_with_native_bf16(tr
 @pytest.mark.parametrize("pays_off", [True, False])
 def test_bf16_default_follows_the_machine_and_gives_way_to_fp16(monkeypatch, pays_off):
     """The machine probe is replaced to see both machines: the default follows it, and `--fp16` turns it off."""
-    monkeypatch.setattr(commands, "cpu_bf16_pays_off", lambda: pays_off)
-    assert commands.precision_defaults(["--data", "my_data"]) == {"bf16": pays_off}
+    monkeypatch.setattr(cli_train, "cpu_bf16_pays_off", lambda: pays_off)
+    assert cli_train.precision_defaults(["--data", "my_data"]) == {"bf16": pays_off}
     for fp16 in (["--fp16", "true"], ["--fp16=true"], ["--fp16", "false"]):
-        assert commands.precision_defaults(fp16) == {"bf16": False}
+        assert cli_train.precision_defaults(fp16) == {"bf16": False}
 
 
 @pytest.mark.parametrize(("option", "precision"), [(["--bf16", "false"], None), (["--fp16", "true"], "float16")])
@@ -139,7 +139,7 @@ def test_evaluate_rejects_a_missing_split(trained, small_data, capsys):
 
 
 def test_tasks_option_trains_a_single_task_model(tmp_path, tiny_backbone_dir, small_data):
-    from multitask_bert.modeling import MultiTaskBertConfig
+    from multitask_bert import MultiTaskBertConfig
 
     argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), "--output-dir", str(tmp_path)]
     assert cli.main([*argv, *FAST, "--tasks", "intent"]) == 0
@@ -148,7 +148,7 @@ def test_tasks_option_trains_a_single_task_model(tmp_path, tiny_backbone_dir, sm
 
 
 def test_tasks_option_selects_among_the_tasks_of_the_data(tmp_path, tiny_backbone_dir, capsys):
-    from multitask_bert.modeling import MultiTaskBertConfig
+    from multitask_bert import MultiTaskBertConfig
 
     data = Path(__file__).parent / "fixtures" / "four_tasks"
     argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(data), "--output-dir", str(tmp_path / "m")]
@@ -165,7 +165,7 @@ def test_tasks_option_selects_among_the_tasks_of_the_data(tmp_path, tiny_backbon
 def test_task_columns_of_a_datasets_folder(tmp_path, tiny_backbone_dir, capsys):
     from datasets import Dataset, DatasetDict
 
-    from multitask_bert.modeling import MultiTaskBertConfig
+    from multitask_bert import MultiTaskBertConfig
 
     rows = {"tokens": [["good", "tea"], ["cold", "soup"]] * 4, "label": ["pos", "neg"] * 4}
     DatasetDict({"train": Dataset.from_dict(rows)}).save_to_disk(tmp_path / "saved")

@@ -14,12 +14,11 @@ from scipy.stats import spearmanr
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer
 
 from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model, tiny_training_settings
+from multitask_bert import MultiTaskTrainer, MultiTaskTrainingArguments
 from multitask_bert.training import cli
 from multitask_bert.training.data import MultiTaskDataCollator, default_data_dir
 from multitask_bert.training.embedding_preservation import TEACHER_EMBEDDING, add_teacher_embeddings
 from multitask_bert.training.sts_benchmark import read_sts_benchmark, sts_benchmark_spearman
-from multitask_bert.training.trainer import MultiTaskTrainer
-from multitask_bert.training.training_args import MultiTaskTrainingArguments
 
 UTTERANCES = [
     ("wake me at 7", "set_alarm"),
@@ -369,7 +368,7 @@ def test_train_scores_the_embedding_before_and_after_and_the_card_reports_it(tmp
     similarity = inputs["embedding_similarity"]
     assert similarity["spearman_cosine"] == pytest.approx(sts_benchmark_spearman(output_dir, sts_file), abs=1e-6)
     backbone = tmp_path / "backbone_as_model"
-    from multitask_bert.modeling import MultiTaskBertModel
+    from multitask_bert import MultiTaskBertModel
 
     start = MultiTaskBertModel.from_backbone(str(tiny_backbone_dir), intent_labels=["a"], ner_labels=["O"])
     start.save_pretrained(backbone)

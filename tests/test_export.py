@@ -14,15 +14,11 @@ import pytest
 import torch
 
 from conftest import INTENTS, TAGS, long_text, make_pipeline, mixed_tags_model, tiny_encoder_config, tiny_model
-from multitask_bert.modeling import MultiTaskBertModel
+from multitask_bert import MultiTaskBertConfig, MultiTaskBertModel, OnnxMultiTaskModel, export_onnx
 from multitask_bert.training import cli
-from multitask_bert.training.export import (
-    CRF_FILE,
-    MAX_ABS_DIFF,
-    OnnxMultiTaskModel,
-    entity_f1,
-    export_onnx,
-)
+from multitask_bert.training.onnx import CRF_FILE
+from multitask_bert.training.onnx.export import MAX_ABS_DIFF
+from multitask_bert.training.onnx.quantization import as_reference, score_results
 
 BIN = Path(sys.executable).parent
 
@@ -152,12 +148,33 @@ def test_export_and_predict_commands(tmp_path, tokenizer, capsys):
     assert [result["text"] for result in quantized] == texts
 
 
-def test_entity_f1():
-    gold = [[{"entity_group": "TIME", "start": 0, "end": 3}], [{"entity_group": "PERSON", "start": 4, "end": 8}]]
-    shifted = [[{"entity_group": "TIME", "start": 0, "end": 3}], [{"entity_group": "PERSON", "start": 4, "end": 9}]]
-    assert entity_f1(gold, gold) == 1.0
-    assert entity_f1(gold, shifted) == 0.5
-    assert entity_f1([[], []], [[], []]) == 1.0
+def test_entity_spans_are_scored_exactly_through_the_metric_module():
+    """int8-vs-fp32 agreement and gold scores go through `multitask_metrics`: an entity counts only when its type,
+    start and end all match, and two results without any entity agree fully."""
+    config = MultiTaskBertConfig(
+        tasks={
+            "intent": {"level": "sentence", "labels": ["greet", "call"]},
+            "ner": {"level": "token", "labels": ["O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON"]},
+        }
+    )
+    texts = ["now then", "call Annabel"]
+
+    def results(entities, labels=("greet", "call")):
+        return [
+            {"text": text, "intent": {"label": label}, "entities": found}
+            for text, label, found in zip(texts, labels, entities, strict=True)
+        ]
+
+    gold = [[{"entity_group": "TIME", "start": 0, "end": 3}], [{"entity_group": "PERSON", "start": 5, "end": 9}]]
+    shifted = [gold[0], [{"entity_group": "PERSON", "start": 5, "end": 12}]]
+    retyped = [gold[0], [{"entity_group": "TIME", "start": 5, "end": 9}]]
+    references = [as_reference(result, config) for result in results(gold)]
+    assert score_results(results(gold), references, config)["entity_f1"] == 1.0
+    assert score_results(results(shifted), references, config)["entity_f1"] == 0.5
+    assert score_results(results(retyped), references, config)["entity_f1"] == 0.5
+    assert score_results(results(gold, ("greet", "greet")), references, config)["intent_accuracy"] == 0.5
+    nothing = results([[], []])
+    assert score_results(nothing, [as_reference(result, config) for result in nothing], config)["entity_f1"] == 1.0
 
 
 # int8: a briefly trained tiny model, so that agreement with fp32 means something.

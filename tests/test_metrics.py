@@ -12,7 +12,8 @@ from seqeval.metrics import classification_report, f1_score, precision_score, re
 from transformers import EvalPrediction
 
 from conftest import run_without_project, tiny_model
-from multitask_bert.training.trainer import METRICS_PATH, build_compute_metrics
+from multitask_bert import build_compute_metrics
+from multitask_bert.training.metric import METRICS_PATH
 
 TAGS = ["O", "B-TIME", "I-TIME", "B-PERSON", "I-PERSON"]
 

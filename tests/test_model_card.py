@@ -16,21 +16,18 @@ from matplotlib.image import imread
 from transformers import Trainer, TrainingArguments
 
 from conftest import INTENTS, NER_TAGS, run_without_project, tiny_model
+from multitask_bert import default_backbone_path, write_model_card
+from multitask_bert.hub_card.card_validation import validate_model_card
+from multitask_bert.hub_card.dataset_summary import count_entities, count_labels, summarize_dataset
 from multitask_bert.hub_card.hyperparameters import describe_training
+from multitask_bert.hub_card.loss_plot import save_loss_plot
 from multitask_bert.hub_card.model_card import (
     CARD_INPUTS_FILE,
     LOSS_PLOT_FILE,
     PACKAGED_BASE_MODEL,
     build_model_card,
-    count_entities,
-    count_labels,
     hub_base_model,
-    save_loss_plot,
-    summarize_dataset,
-    validate_model_card,
-    write_model_card,
 )
-from multitask_bert.modeling import default_backbone_path
 from multitask_bert.training.cli import main as cli_main
 
 TEXTS = ["wake me at 7", "set a timer for ten minutes", "cancel lunch with anna", "alarm at noon on friday"] * 4

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoConfig, AutoModel, DistilBertConfig
 
 from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
-from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
+from multitask_bert import MultiTaskBertConfig, MultiTaskBertModel
 from multitask_bert.modeling.modeling_multitask_bert import ConditionalRandomField
 
 

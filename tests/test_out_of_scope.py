@@ -15,12 +15,12 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import pipeline
 
 from conftest import run_without_project, tiny_model
-from multitask_bert.modeling import MultiTaskBertModel
-from multitask_bert.training import cli, commands
+from multitask_bert import MultiTaskBertModel, OnnxMultiTaskModel, export_onnx
+from multitask_bert.training import cli
+from multitask_bert.training.cli import report as cli_report
 from multitask_bert.training.data import UNK, load_hf_dataset, load_jointbert, load_jsonl, tokenize_dataset
-from multitask_bert.training.export import OnnxMultiTaskModel, export_onnx
+from multitask_bert.training.metric import METRICS_PATH
 from multitask_bert.training.out_of_scope import choose_threshold, fit_temperature
-from multitask_bert.training.trainer import METRICS_PATH
 
 FAST = ["--max_steps", "30", "--per_device_train_batch_size", "8", "--disable_tqdm", "true", "--save_strategy", "no"]
 INTENT_WORDS = {
@@ -395,5 +395,5 @@ def test_the_main_job_shows_why_an_answer_is_out_of_scope():
     model = tiny_model(tasks={"intent": {"level": "sentence", "labels": ["a", "b", UNK]}})
     model.set_out_of_scope("intent", "oos", "msp", 0.25)
     answer = {"label": "oos", "score": 0.6, "out_of_scope_score": 0.6}
-    assert commands.answer_text("intent", answer, model.config) == "intent oos (out-of-scope score 0.6 > 0.25)"
-    assert commands.answer_text("intent", {"label": "a", "score": 0.7}, model.config) == "intent a (0.70)"
+    assert cli_report.answer_text("intent", answer, model.config) == "intent oos (out-of-scope score 0.6 > 0.25)"
+    assert cli_report.answer_text("intent", {"label": "a", "score": 0.7}, model.config) == "intent a (0.70)"

@@ -20,7 +20,7 @@ from conftest import (
     tagging_model,
     tiny_model,
 )
-from multitask_bert.modeling import JointIntentNerPipeline
+from multitask_bert import JointIntentNerPipeline
 from multitask_bert.training import cli
 
 

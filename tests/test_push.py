@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from conftest import run_without_project, tiny_model
 from hub_server import HubTestServer
-from multitask_bert.hub_card.model_card import validate_model_card
+from multitask_bert.hub_card.card_validation import validate_model_card
 from multitask_bert.training.cli import main as cli_main
 
 REPO_ID = "test-user/tiny-multitask"

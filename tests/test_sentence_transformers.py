@@ -24,7 +24,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from transformers import RobertaConfig
 
 from conftest import INTENTS, NER_TAGS, long_text, run_without_project, tiny_encoder_config, tiny_model
-from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
+from multitask_bert import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 
 TEXTS = ["wake me at 7", "cancel lunch with Anna on friday", "hi", "Zürich café 🎉 東京", ""]
 SETTINGS = {

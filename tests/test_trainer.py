@@ -3,7 +3,6 @@ resuming, and evaluate()/predict() through compute_metrics. Tiny random models o
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -14,9 +13,15 @@ from seqeval.metrics import f1_score
 from transformers import DistilBertConfig, HfArgumentParser, MPNetConfig
 
 from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model, tiny_training_settings
-from multitask_bert.modeling import MultiTaskBertModel
-from multitask_bert.training.trainer import MultiTaskTrainer, build_compute_metrics
-from multitask_bert.training.training_args import MultiTaskTrainingArguments
+from multitask_bert import (
+    MultiTaskBertConfig,
+    MultiTaskBertModel,
+    MultiTaskTrainer,
+    MultiTaskTrainingArguments,
+    build_compute_metrics,
+    set_loss_weighting,
+)
+from multitask_bert.training.cli.arguments import ModelArguments
 
 EXAMPLES = [
     ("wake me at 7".split(), "set_alarm", ["O", "O", "O", "B-TIME"]),
@@ -83,7 +88,8 @@ def test_training_lowers_the_joint_loss(tokenizer, tmp_path):
 
 
 def test_per_task_losses_are_logged_as_interval_means(tokenizer, tmp_path):
-    trainer = make_trainer(tokenizer, tmp_path, task_weights={"intent": 2.0, "ner": 0.5}, logging_steps=2, max_steps=6)
+    model = set_loss_weighting(tiny_model().train(), task_weights={"intent": 2.0, "ner": 0.5})
+    trainer = make_trainer(tokenizer, tmp_path, model=model, logging_steps=2, max_steps=6)
     assert trainer.model.config.task_weights == {"intent": 2.0, "ner": 0.5}
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -201,11 +207,11 @@ def test_frozen_parameters_stay_identical_and_get_no_optimizer_state(tokenizer, 
 def test_uncertainty_weights_are_learned_and_saved(tokenizer, tmp_path):
     model = tiny_model().train()
     assert model.log_task_variances is None
+    set_loss_weighting(model, uncertainty_weighting=True)
     trainer = make_trainer(
         tokenizer,
         tmp_path,
         model=model,
-        uncertainty_weighting=True,
         head_learning_rate=5e-2,
         save_strategy="steps",
         save_steps=12,
@@ -229,13 +235,16 @@ def test_resuming_gives_the_weights_of_an_uninterrupted_run(tokenizer, tmp_path)
         save_strategy="steps",
         save_steps=3,
         layerwise_lr_decay=0.8,
-        uncertainty_weighting=True,
         warmup_steps=2,
         weight_decay=0.01,
     )
-    uninterrupted = make_trainer(tokenizer, tmp_path / "a", model=tiny_model(use_crf=True).train(), **settings)
+    uninterrupted = make_trainer(
+        tokenizer, tmp_path / "a", model=tiny_model(use_crf=True, uncertainty_weighting=True).train(), **settings
+    )
     uninterrupted.train()
-    resumed = make_trainer(tokenizer, tmp_path / "b", model=tiny_model(use_crf=True).train(), **settings)
+    resumed = make_trainer(
+        tokenizer, tmp_path / "b", model=tiny_model(use_crf=True, uncertainty_weighting=True).train(), **settings
+    )
     resumed.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / "checkpoint-3"))
     assert resumed.state.global_step == 6
     expected = uninterrupted.model.state_dict()
@@ -283,8 +292,6 @@ def test_arguments_parse_from_the_command_line():
         [
             "--output_dir",
             "out",
-            "--task_weights",
-            json.dumps({"intent": 2, "ner": 0.5}),
             "--layerwise_lr_decay",
             "0.8",
             "--head_learning_rate",
@@ -293,23 +300,18 @@ def test_arguments_parse_from_the_command_line():
             "2",
             "--freeze_heads",
             "ner",
-            "--uncertainty_weighting",
-            "false",
         ]
     )
-    assert args.task_weights == {"intent": 2, "ner": 0.5}
     assert (args.layerwise_lr_decay, args.head_learning_rate, args.freeze_layers) == (0.8, 1e-3, 2)
-    assert args.freeze_heads == ["ner"] and args.uncertainty_weighting is False
+    assert args.freeze_heads == ["ner"]
     (defaults,) = parser.parse_args_into_dataclasses(["--output_dir", "out", "--freeze_backbone"])
-    assert defaults.freeze_backbone and defaults.task_weights is None and defaults.uncertainty_weighting is None
+    assert defaults.freeze_backbone
     assert defaults.layerwise_lr_decay == 1.0 and defaults.freeze_heads == [] and defaults.freeze_layers == 0
 
 
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(task_weights='{"intent": "heavy"}'), "task_weights\\['intent'\\]"),
-        (dict(task_weights={"intent": 1.0}, uncertainty_weighting=True), "not both"),
         (dict(layerwise_lr_decay=0.0), "layerwise_lr_decay"),
         (dict(freeze_layers=-1), "freeze_layers"),
     ],
@@ -323,10 +325,37 @@ def test_bad_arguments_are_named(settings, message):
     "settings, message",
     [
         (dict(freeze_heads=["slots"]), "freeze_heads.*slots"),
-        (dict(task_weights={"slots": 1.0}), "slots"),
         (dict(freeze_layers=3), "only 2 layers"),
     ],
 )
 def test_settings_that_do_not_fit_the_model_are_named(tokenizer, tmp_path, settings, message):
     with pytest.raises(ValueError, match=message):
         make_trainer(tokenizer, tmp_path, **settings)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: MultiTaskBertConfig(task_weights={"intent": "heavy"}), "task_weights\\['intent'\\]"),
+        (lambda: MultiTaskBertConfig(task_weights={"slots": 1.0}), "slots"),
+        (lambda: ModelArguments(task_weights='{"intent": 1.0}', uncertainty_weighting=True), "not both"),
+        (lambda: ModelArguments(task_weights="[1, 2]"), "JSON object"),
+        (lambda: ModelArguments(task_weights="{intent: 1}"), "not JSON"),
+    ],
+)
+def test_bad_loss_weighting_is_named_where_the_config_owns_it(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_loss_weighting_on_training_arguments_is_deprecated_but_still_applied(tokenizer, tmp_path):
+    """The old spelling warns, and the trainer still gives the model those weights (for one release)."""
+    with pytest.warns(FutureWarning, match="model config owns the loss weighting"):
+        args = MultiTaskTrainingArguments(output_dir=str(tmp_path), task_weights={"intent": 2.0})
+    model = tiny_model().train()
+    MultiTaskTrainer(model=model, args=args, train_dataset=tokenize(tokenizer), data_collator=make_collator(tokenizer))
+    assert model.config.task_weights == {"intent": 2.0}
+    with pytest.warns(FutureWarning):
+        args = MultiTaskTrainingArguments(output_dir=str(tmp_path), uncertainty_weighting=True)
+    MultiTaskTrainer(model=model, args=args, train_dataset=tokenize(tokenizer), data_collator=make_collator(tokenizer))
+    assert model.config.uncertainty_weighting and model.log_task_variances is not None

@@ -53,7 +53,7 @@ from transformers import AutoConfig, BertConfig, BertModel, DistilBertConfig, Pr
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from conftest import INTENTS, NER_TAGS, tiny_encoder_config, tiny_model
-from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel, MultiTaskBertOutput
+from multitask_bert import MultiTaskBertConfig, MultiTaskBertModel, MultiTaskBertOutput
 
 TEXTS = ["wake me at 7", "cancel lunch with Anna on friday at noon please", "hi"]
 NUM_LAYERS, NUM_HEADS, HIDDEN = 2, 2, 32

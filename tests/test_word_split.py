@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from transformers import pipeline
 
+from multitask_bert import load_jsonl
 from multitask_bert.modeling.pipeline_multitask_bert import word_spans
 from multitask_bert.training import cli
-from multitask_bert.training.data import load_jsonl
 
 # Entities whose edges fall inside a WordPiece-style word for byte-level BPE ("9am" is "9" + "am", "Dr." is "Dr" + "."),
 # on texts with accents and punctuation.

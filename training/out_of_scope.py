@@ -15,20 +15,18 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import evaluate
 import numpy as np
 import torch
 from datasets import Dataset
 from sklearn.covariance import LedoitWolf
 
-from multitask_bert.modeling import MultiTaskBertModel
-from multitask_bert.modeling.configuration_multitask_bert import check_out_of_scope_threshold
-from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
-from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits
-
+from ..modeling import MultiTaskBertModel
+from ..modeling.configuration_multitask_bert import check_out_of_scope_threshold
+from ..modeling.modeling_multitask_bert import IGNORE_INDEX
+from ..modeling.pipeline_multitask_bert import answerable_logits
 from .data.labels import out_of_scope_column
 from .forward_pass import sentence_outputs
-from .trainer import METRICS_PATH
+from .metric import load_metric
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +281,7 @@ def sentence_task_scores(
     """
     if not model.config.sentence_tasks:
         return {}
-    metric = evaluate.load(str(METRICS_PATH), keep_in_memory=True)
+    metric = load_metric()
     split = split_outputs(model, dataset, collate, batch_size, "Scoring calibration and out-of-scope detection")
     config = model.config
     results: dict[str, float] = {}

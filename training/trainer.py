@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
-import evaluate
 import torch
 from datasets import Dataset
 from torch import nn
 from transformers import EvalPrediction, Trainer
 from transformers.trainer_optimizer import is_optimizer_factory
 
-from multitask_bert.modeling import MultiTaskBertConfig, MultiTaskBertModel
-from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
-from multitask_bert.modeling.pipeline_multitask_bert import answerable_logits
-
+from ..modeling import MultiTaskBertConfig, MultiTaskBertModel
+from ..modeling.modeling_multitask_bert import IGNORE_INDEX
+from ..modeling.pipeline_multitask_bert import answerable_logits
 from .data import UNK
 from .embedding_preservation import (
     TEACHER_EMBEDDING,
@@ -24,12 +21,13 @@ from .embedding_preservation import (
     teacher_embeddings,
     with_teacher_column,
 )
+from .metric import METRICS_PATH as METRICS_PATH
+from .metric import load_metric, task_arguments
 from .training_args import MultiTaskTrainingArguments
 
 # The joint loss's embedding-preservation term, logged as `loss_embedding_preservation` beside the task losses.
 PRESERVATION_LOSS = "embedding_preservation"
 
-METRICS_PATH = Path(__file__).parent / "metrics" / "multitask_metrics"
 # `encoder.layer.3.` (BERT, RoBERTa, ELECTRA, MPNet, DeBERTa), `transformer.layer.3.` (DistilBERT), `layers.3.`
 # (ModernBERT), `block.3.` (T5 encoders): the first such index in a parameter name is its encoder layer.
 LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|block|blocks)\.(\d+)\.")
@@ -90,26 +88,36 @@ def backbone_group_name(name: str) -> str:
     return "embeddings" if "embed" in name else "encoder"
 
 
-def configure_model(model: MultiTaskBertModel, args: MultiTaskTrainingArguments) -> MultiTaskBertModel:
-    """Apply the task weighting and freezing of `args` to `model` (in place; applying twice changes nothing)."""
+def set_loss_weighting(
+    model: MultiTaskBertModel, task_weights: dict | None = None, uncertainty_weighting: bool | None = None
+) -> MultiTaskBertModel:
+    """Give `model` fixed `task_weights` or learned uncertainty weights (`None` keeps the config's choice): the config
+    owns both, so they are saved with the model (in place; applying twice changes nothing)."""
     config = model.config
-    if args.uncertainty_weighting is not None and args.uncertainty_weighting != config.uncertainty_weighting:
-        config.uncertainty_weighting = args.uncertainty_weighting
+    if uncertainty_weighting is not None and uncertainty_weighting != config.uncertainty_weighting:
+        config.uncertainty_weighting = uncertainty_weighting
         reference = next(model.parameters())
         model.log_task_variances = (
             nn.Parameter(torch.zeros(len(config.tasks), dtype=reference.dtype, device=reference.device))
-            if args.uncertainty_weighting
+            if uncertainty_weighting
             else None
         )
-    if args.task_weights is not None:
+    if task_weights is not None:
         if config.uncertainty_weighting:
             raise ValueError(
                 "`task_weights` are ignored while the model learns uncertainty weights; pass "
                 "`uncertainty_weighting=False` to use fixed weights."
             )
-        config.task_weights = dict(args.task_weights)
+        config.task_weights = dict(task_weights)
         config.validate_tasks()
+    return model
 
+
+def configure_model(model: MultiTaskBertModel, args: MultiTaskTrainingArguments) -> MultiTaskBertModel:
+    """Apply the freezing of `args` (and the loss weighting of its deprecated fields) to `model` (in place; applying
+    twice changes nothing)."""
+    set_loss_weighting(model, **args.deprecated_loss_weighting)
+    config = model.config
     unknown_heads = sorted(set(args.freeze_heads) - set(config.tasks))
     if unknown_heads:
         raise ValueError(f"`freeze_heads` names tasks that do not exist: {unknown_heads}; tasks: {list(config.tasks)}.")
@@ -356,7 +364,7 @@ def build_compute_metrics(
     a gold `unknown_label` is never right. `per_type=False` leaves out the per-entity-type scores (four per entity
     type) to keep logs short.
     """
-    metric = evaluate.load(str(METRICS_PATH), keep_in_memory=True)
+    metric = load_metric()
     sentence_tasks, token_tasks = list(config.sentence_tasks), list(config.token_tasks)
     names = {task: config.task_labels(task) for task in config.tasks}
 
@@ -388,8 +396,7 @@ def build_compute_metrics(
         return metric.compute(
             predictions=predicted,
             references=gold,
-            sentence_tasks=sentence_tasks,
-            token_tasks=token_tasks,
+            **task_arguments(config),
             unknown_label=unknown_label,
             per_type=per_type,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -31,15 +33,10 @@ def cpu_bf16_pays_off() -> bool:
 class MultiTaskTrainingArguments(TrainingArguments):
     r"""
     [`~transformers.TrainingArguments`] for [`MultiTaskTrainer`]; every extra field also parses with
-    [`~transformers.HfArgumentParser`] (`--task_weights '{"intent": 1.0, "ner": 0.5}'`, `--freeze_heads ner`).
+    [`~transformers.HfArgumentParser`] (`--freeze_heads ner`, `--layerwise_lr_decay 0.9`). The loss weighting is
+    the model config's (`task_weights`, `uncertainty_weighting`); passing it here is deprecated.
 
     Args:
-        task_weights (`dict` or `str`, *optional*):
-            Weight of each task's loss in the joint loss (tasks not named weigh 1.0); a JSON string on the command
-            line. `None` keeps the model config's weights.
-        uncertainty_weighting (`bool`, *optional*):
-            Learn the task weights as homoscedastic uncertainties (Kendall et al., 2018); `--uncertainty_weighting
-            true` on the command line. `None` keeps the model config's choice.
         layerwise_lr_decay (`float`, defaults to 1.0):
             The top encoder layer learns at `learning_rate`, each layer below at the rate above times this factor,
             the embeddings lowest. 1.0 turns it off.
@@ -61,22 +58,6 @@ class MultiTaskTrainingArguments(TrainingArguments):
     that lacks bf16, transformers' error stands.
     """
 
-    _VALID_DICT_FIELDS = [*TrainingArguments._VALID_DICT_FIELDS, "task_weights"]
-
-    task_weights: dict | str | None = field(
-        default=None,
-        metadata={
-            "help": 'Weight of each task\'s loss, as JSON: \'{"intent": 1.0, "ner": 0.5}\'. Default: the model '
-            "config's weights (1.0 each)."
-        },
-    )
-    uncertainty_weighting: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Learn the task weights as homoscedastic uncertainties (true/false). Default: the model config's "
-            "choice."
-        },
-    )
     layerwise_lr_decay: float = field(
         default=1.0,
         metadata={
@@ -109,14 +90,6 @@ class MultiTaskTrainingArguments(TrainingArguments):
             logger.info("bf16 without an accelerator: training on the CPU under bf16 autocast.")
             self.use_cpu = True
         super().__post_init__()
-        if self.task_weights is not None:
-            if not isinstance(self.task_weights, dict):
-                raise ValueError(f"`task_weights` must be a JSON object of task -> weight, got {self.task_weights!r}.")
-            for task, weight in self.task_weights.items():
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                    raise ValueError(f"`task_weights[{task!r}]` must be a number >= 0, got {weight!r}.")
-            if self.uncertainty_weighting:
-                raise ValueError("Give either `task_weights` or `uncertainty_weighting`, not both.")
         if not 0.0 < self.layerwise_lr_decay <= 1.0:
             raise ValueError(f"`layerwise_lr_decay` must be in (0, 1], got {self.layerwise_lr_decay}.")
         if self.head_learning_rate is not None and self.head_learning_rate < 0:
@@ -125,3 +98,31 @@ class MultiTaskTrainingArguments(TrainingArguments):
             raise ValueError(f"`embedding_preservation_weight` must be >= 0, got {self.embedding_preservation_weight}.")
         if self.freeze_layers < 0:
             raise ValueError(f"`freeze_layers` must be >= 0, got {self.freeze_layers}.")
+
+
+_dataclass_init = MultiTaskTrainingArguments.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_with_deprecated_loss_weighting(
+    self: MultiTaskTrainingArguments,
+    *args,
+    task_weights: dict | None = None,
+    uncertainty_weighting: bool | None = None,
+    **kwargs,
+) -> None:
+    """The dataclass `__init__`, also taking the loss weighting that moved to the model config (for one release)."""
+    if task_weights is not None or uncertainty_weighting is not None:
+        warnings.warn(
+            "MultiTaskTrainingArguments(task_weights=..., uncertainty_weighting=...) is deprecated and will be removed "
+            "in 0.3: the model config owns the loss weighting (`MultiTaskBertModel.from_backbone(..., "
+            "task_weights=...)` or `multitask_bert.training.trainer.set_loss_weighting(model, ...)`). MultiTaskTrainer "
+            "applies them to the model for now.",
+            FutureWarning,
+            stacklevel=2,
+        )
+    self.deprecated_loss_weighting = {"task_weights": task_weights, "uncertainty_weighting": uncertainty_weighting}
+    _dataclass_init(self, *args, **kwargs)
+
+
+MultiTaskTrainingArguments.__init__ = _init_with_deprecated_loss_weighting

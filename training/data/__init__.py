@@ -28,8 +28,7 @@ One job per module:
 - `collator`: batches.
 """
 
-from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
-
+from ...modeling.modeling_multitask_bert import IGNORE_INDEX
 from .collator import MultiTaskDataCollator
 from .combine import combine_datasets
 from .conll import load_conll

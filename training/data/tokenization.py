@@ -7,8 +7,7 @@ import logging
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
 
-from multitask_bert.modeling.modeling_multitask_bert import IGNORE_INDEX
-
+from ...modeling.modeling_multitask_bert import IGNORE_INDEX
 from .labels import NO_LABEL, label_names, tags_column, task_label_lists, task_levels
 
 logger = logging.getLogger(__name__)

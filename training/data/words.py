@@ -8,9 +8,8 @@ from functools import cache
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from multitask_bert.modeling import default_backbone_path
-from multitask_bert.modeling.pipeline_multitask_bert import word_spans
-
+from ...modeling import default_backbone_path
+from ...modeling.pipeline_multitask_bert import word_spans
 from .labels import UNK
 
 Word = tuple[str, tuple[int, int]]

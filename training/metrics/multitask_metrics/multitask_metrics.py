@@ -17,7 +17,8 @@ evaluations of intent + entities, for any number of tasks:
   false positive of whatever was predicted, a predicted `UNK` as a miss of the reference label), so rare labels count
   as much as frequent ones;
 - `<prefix>_precision`, `<prefix>_recall`, `<prefix>_f1` per token-level task: entity-level micro scores from seqeval
-  (conlleval rules); the prefix is `entity` for the task `ner` (`entity_f1`), the task's name otherwise;
+  (conlleval rules); the prefix is the task's in `metric_prefixes`, else `entity` for the default task `ner`
+  (`entity_f1`), else the task's name;
 - `<prefix>_<TYPE>_precision`, `_recall`, `_f1`, `_support`: the same per entity type;
 - `sentence_accuracy` (with two tasks or more): share of examples annotated for every task whose labels and tags are
   all right.
@@ -52,6 +53,8 @@ Args:
     references: the same for the gold annotation; a label `""` or tags `[]` where that task is not annotated.
     sentence_tasks: names of the sentence-level tasks (default `["intent"]`).
     token_tasks: names of the token-level tasks (default `["ner"]`).
+    metric_prefixes: `{task: prefix}` naming a token-level task's scores (default: `entity` for `ner`, else the
+        task's name).
     unknown_label: the label that marks references unseen in training (default `"UNK"`).
     per_type: whether to add the per-entity-type scores (default `True`).
     out_of_scope_labels: `{task: label}` of the sentence-level tasks with an out-of-scope label (default none).
@@ -85,6 +88,9 @@ _CITATION = """
 }
 """
 
+# The default tasks' names in the scores, as the model config names them (`DEFAULT_TASK_NAMING`).
+DEFAULT_METRIC_PREFIXES = {"ner": "entity"}
+
 _EXAMPLE = {
     "labels": datasets.Sequence(datasets.Value("string")),
     "tags": datasets.Sequence(datasets.Sequence(datasets.Value("string"))),
@@ -108,6 +114,7 @@ class MultitaskMetrics(evaluate.Metric):
         references,
         sentence_tasks=("intent",),
         token_tasks=("ner",),
+        metric_prefixes=None,
         unknown_label="UNK",
         per_type=True,
         out_of_scope_labels=None,
@@ -165,7 +172,7 @@ class MultitaskMetrics(evaluate.Metric):
                         ],
                         [unknown_as_entity(gold, unknown_label, unknown_label) for _, gold in tagged],
                         per_type,
-                        score_prefix(task),
+                        {**DEFAULT_METRIC_PREFIXES, **(metric_prefixes or {})}.get(task, task),
                     )
                 )
 
@@ -229,11 +236,6 @@ def expected_calibration_error(confidences, right, bins=15):
         if members.any():
             error += members.mean() * abs(right[members].mean() - confidences[members].mean())
     return float(error)
-
-
-def score_prefix(token_task):
-    """`entity` for the task `ner` (`entity_f1`), the task's name for any other token-level task."""
-    return "entity" if token_task == "ner" else token_task
 
 
 PREDICTED_UNKNOWN_TYPE = "UNK_predicted"

@@ -1,0 +1,260 @@
+"""`multitask-bert train`: fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import torch
+from datasets import DatasetDict
+from transformers import PreTrainedTokenizerBase, set_seed
+
+from ...hub_card.dataset_summary import summarize_dataset
+from ...hub_card.hyperparameters import describe_training
+from ...hub_card.model_card import hub_base_model, write_model_card
+from ...modeling import MultiTaskBertModel, default_backbone_path
+from ..data import MultiTaskDataCollator, task_levels, tokenize_dataset
+from ..loading import check_model_location, load_tokenizer
+from ..out_of_scope import check_out_of_scope_fit, fit_out_of_scope, sentence_task_scores
+from ..output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
+from ..sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
+from ..tasks import head_specs, select_label_columns, trained_tasks, unknown_train_labels
+from ..trainer import MultiTaskTrainer, build_compute_metrics, set_loss_weighting
+from ..training_args import MultiTaskTrainingArguments, cpu_bf16_pays_off
+from .arguments import (
+    LOSS_WEIGHTING_OPTIONS,
+    NEW_MODEL_DEFAULTS,
+    NEW_MODEL_OPTIONS,
+    ModelArguments,
+    OutOfScopeArguments,
+    OutputArguments,
+    TrainDataArguments,
+    check_subtoken_labels,
+)
+from .parsing import command_parser, parse_dataclasses
+from .report import metrics_table, show_examples, strip_prefix
+
+EVAL_RESULTS_FILE = "eval_results.json"
+
+# The main job's recipe: `multitask-bert train` with no arguments trains on the embedded data in a few minutes on
+# 2 CPU cores. Every value can be overridden on the command line.
+TRAIN_DEFAULTS = dict(
+    output_dir="multitask-bert-model",
+    num_train_epochs=3,
+    learning_rate=1e-4,
+    head_learning_rate=1e-3,
+    layerwise_lr_decay=0.9,
+    per_device_train_batch_size=32,
+    per_device_eval_batch_size=64,
+    warmup_steps=0.1,
+    weight_decay=0.01,
+    eval_strategy="epoch",
+    save_strategy="epoch",
+    save_total_limit=1,
+    logging_steps=20,
+    train_sampling_strategy="group_by_length",
+    report_to="none",
+    seed=42,
+    # Pinned memory only helps copies to an accelerator; on CPU the DataLoader warns about it at every epoch.
+    dataloader_pin_memory=torch.accelerator.is_available(),
+)
+
+
+def precision_defaults(argv: list[str]) -> dict[str, bool]:
+    """bf16 autocast by default where the CPU multiplies bf16 in hardware and there is no accelerator (`--bf16 false`
+    trains in fp32), unless the command line chooses `--fp16`."""
+    names_fp16 = any(argument.split("=", 1)[0] == "--fp16" for argument in argv)
+    return {"bf16": cpu_bf16_pays_off() and not names_fp16}
+
+
+def dataset_and_model(
+    model_args: ModelArguments, data_args: TrainDataArguments, out_of_scope_args: OutOfScopeArguments
+) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
+    """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
+    if model_args.model_name_or_path:
+        new_model_options = [
+            f"--{name}"
+            for name, value in vars(model_args).items()
+            if name not in ("model_name_or_path", *LOSS_WEIGHTING_OPTIONS) and value != NEW_MODEL_DEFAULTS[name]
+        ]
+        if new_model_options:
+            raise ValueError(
+                f"{', '.join(new_model_options)}: options of a new model, but --model_name_or_path continues a "
+                "trained one, architecture included. Pass one or the other."
+            )
+        check_model_location(model_args.model_name_or_path)
+        model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
+        label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
+        tokenizer = load_tokenizer(model_args.model_name_or_path)
+        dataset = data_args.load(tokenizer, label_lists, out_of_scope_args.labels(model))
+        if "train" in dataset and (unknown := unknown_train_labels(dataset["train"], model.config.tasks)):
+            counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
+            raise ValueError(
+                f"The train split has labels that {model_args.model_name_or_path} does not know ({counts}; the warning "
+                "above lists them): they would train as UNK. Continue on data within the model's labels, or train "
+                "a new model."
+            )
+    else:
+        backbone = model_args.backbone or default_backbone_path()
+        check_model_location(backbone)
+        tokenizer = load_tokenizer(backbone)
+        dataset = data_args.load(tokenizer, out_of_scope=out_of_scope_args.labels())
+        model = MultiTaskBertModel.from_backbone(
+            backbone,
+            tasks=head_specs(dataset, data_args.tasks),
+            tokenizer=tokenizer,
+            **{name: getattr(model_args, name) for name in NEW_MODEL_OPTIONS},
+        )
+    if "train" not in dataset:
+        raise ValueError(f"The data has no train split (it has {list(dataset)}).")
+    set_loss_weighting(model, model_args.task_weights, model_args.uncertainty_weighting)
+    return dataset, model, tokenizer
+
+
+def main(argv: list[str]) -> int:
+    """Fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
+    parser = command_parser(
+        [ModelArguments, TrainDataArguments, OutOfScopeArguments, OutputArguments, MultiTaskTrainingArguments],
+        "multitask-bert train",
+    )
+    parser.set_defaults(**TRAIN_DEFAULTS, **precision_defaults(argv))
+    model_args, data_args, out_of_scope_args, output_args, training_args = parse_dataclasses(parser, argv)
+    out_of_scope_args.check()
+    output_dir = Path(training_args.output_dir)
+    check_output_dir(output_dir, output_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint))
+    training_args.output_dir = str(checkpoints_dir(output_dir))
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if training_args.bf16 and training_args.use_cpu:
+        logging.getLogger(__name__).info("Training on the CPU under bf16 autocast (`--bf16 false` trains in fp32).")
+
+    set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
+    dataset, model, tokenizer = dataset_and_model(model_args, data_args, out_of_scope_args)
+    data_tasks = list(task_levels(dataset["train"].features))
+    trained = trained_tasks(model.config, data_tasks, data_args.tasks)
+    # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
+    # the backbone's own `max_seq_length`, from the config, so embeddings of long texts match the backbone's).
+    tokenizer.model_max_length = data_args.max_length
+    check_subtoken_labels(model.config, data_args)
+    features = tokenize_dataset(dataset, tokenizer, data_args.max_length, data_args.label_all_subtokens)
+    features = select_label_columns(features, model.config, trained)
+    out_of_scope_labels = out_of_scope_args.labels(model)
+    if out_of_scope_args.out_of_scope_label is None:  # a continued model's detectors: refitted where their task trains
+        out_of_scope_labels = {
+            task: label
+            for task, label in out_of_scope_labels.items()
+            if f"{task}_labels" in features["train"].column_names
+        }
+    given_thresholds = (
+        dict.fromkeys(out_of_scope_labels, out_of_scope_args.out_of_scope_threshold)
+        if out_of_scope_args.out_of_scope_threshold is not None
+        else None
+    )
+    check_out_of_scope_fit(
+        features,
+        out_of_scope_labels,
+        model.config.sentence_tasks,
+        out_of_scope_args.out_of_scope_threshold_rule,
+        given_thresholds,
+    )
+    eval_split = "validation" if "validation" in features else None
+    if eval_split is None:
+        training_args.eval_strategy = "no"
+    trainer = MultiTaskTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=features["train"],
+        eval_dataset=features[eval_split] if eval_split else None,
+        data_collator=MultiTaskDataCollator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=build_compute_metrics(model.config, per_type=False),
+    )
+    # A bad STS file fails now, not after training.
+    sts_pairs = read_sts_benchmark(data_args.sts_benchmark) if data_args.sts_benchmark else None
+    base_sts = starting_model_sts(trainer, sts_pairs) if sts_pairs else None
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    # Calibration, out-of-scope detection and the final scores are the saved model's as users load it (fp32): the
+    # mixed-precision autocast wrapper goes.
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    fit_out_of_scope(
+        model,
+        features["train"],
+        features.get("validation"),
+        trainer.data_collator,
+        out_of_scope_labels,
+        methods={task: out_of_scope_args.method(model, task) for task in out_of_scope_labels},
+        rule=out_of_scope_args.out_of_scope_threshold_rule,
+        in_scope_share=out_of_scope_args.out_of_scope_in_scope_share,
+        thresholds=given_thresholds,
+        batch_size=training_args.per_device_eval_batch_size,
+    )
+    trainer.save_model(str(output_dir))
+
+    trainer.compute_metrics = build_compute_metrics(model.config)  # the final tables also score each entity type
+    results = {
+        split: {
+            **strip_prefix(trainer.evaluate(features[split], metric_key_prefix=split), split),
+            **sentence_task_scores(
+                model, features[split], trainer.data_collator, batch_size=training_args.per_device_eval_batch_size
+            ),
+        }
+        for split in ("validation", "test")
+        if split in features
+    }
+    if trainer.is_world_process_zero():
+        if not output_args.keep_checkpoints:
+            remove_checkpoints(output_dir)
+        (output_dir / EVAL_RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n")
+        embedding_similarity = None
+        if sts_pairs:
+            embedding_similarity = {
+                "split": sts_pairs.path.stem,
+                "spearman_cosine": sts_benchmark_spearman(output_dir, sts_pairs),
+                "base_spearman_cosine": base_sts,
+            }
+        write_card(output_dir, results, trainer, dataset, data_args, model_args, embedding_similarity)
+        for split, metrics in results.items():
+            print(f"\n{split} split:\n{metrics_table(metrics, model.config)}")
+        apply_umask(output_dir)
+        show_examples(output_dir, dataset)
+    return 0
+
+
+def starting_model_sts(trainer: MultiTaskTrainer, sts_pairs: StsPairs) -> float | None:
+    """STS Benchmark score of the model before training (the embedding-preservation teacher); main process only."""
+    if not trainer.is_world_process_zero():
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.model.save_pretrained(folder)
+        trainer.processing_class.save_pretrained(folder)
+        return sts_benchmark_spearman(folder, sts_pairs)
+
+
+def write_card(
+    output_dir: Path,
+    results: dict[str, dict[str, float]],
+    trainer: MultiTaskTrainer,
+    dataset: DatasetDict,
+    data_args: TrainDataArguments,
+    model_args: ModelArguments,
+    embedding_similarity: dict[str, float | str | None] | None = None,
+) -> None:
+    """The model card (README.md), loss plot and card inputs, filled from this run."""
+    model_tasks = trainer.model.config.tasks
+    write_model_card(
+        output_dir,
+        eval_results=results,
+        log_history=trainer.state.log_history,
+        dataset_name=data_args.data or "multitask-bert synthetic scheduler data",
+        dataset_summary={
+            split: {key: value for key, value in counts.items() if key == "examples" or key in model_tasks}
+            for split, counts in summarize_dataset(dataset).items()
+        },
+        synthetic_data=data_args.data is None,
+        hyperparameters=describe_training(trainer.args, trainer.state.global_step, trainer.model.config),
+        base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
+        widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
+        embedding_preservation_weight=trainer.args.embedding_preservation_weight,
+        embedding_similarity=embedding_similarity,
+    )
