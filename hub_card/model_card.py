@@ -447,6 +447,21 @@ def _task_view(name: str, config: MultiTaskBertConfig, dataset_summary: dict[str
         "tag_count": len([label for label in labels if label not in NOT_A_CLASS]),
         "count_splits": list(counts),
         "rows": [{"label": label, "counts": [counts[split].get(label, 0) for split in counts]} for label in classes],
+        **_examples_view(config.tasks[name].get("examples"), labels),
+    }
+
+
+def _examples_view(examples: dict | None, head_labels: list[str]) -> dict:
+    """The labels a task answers from stored examples, with their counts and whether the head has them."""
+    if not examples:
+        return {"examples": []}
+    labels = examples["labels"]
+    return {
+        "example_metric": "Mahalanobis" if examples["metric"] == "mahalanobis" else "cosine",
+        "examples": [
+            {"label": label, "count": labels.count(label), "in_head": label in head_labels}
+            for label in dict.fromkeys(labels)
+        ],
     }
 
 

@@ -31,6 +31,8 @@ OUT_OF_SCOPE_SCORE_RANGES = {
 OUT_OF_SCOPE_METHODS = tuple(OUT_OF_SCOPE_SCORE_RANGES)
 # Methods that keep fitted vectors in the weights (class means, train embeddings): their count is `size`.
 OUT_OF_SCOPE_METHODS_WITH_VECTORS = ("mahalanobis", "knn")
+# How a sentence-level task's stored examples are compared with an input (`MultiTaskBertModel.add_examples`).
+EXAMPLE_METRICS = ("mahalanobis", "cosine")
 DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
     "ner": {"level": "token", "labels": ["O"]},
@@ -94,7 +96,10 @@ class MultiTaskBertConfig(PreTrainedConfig):
             divided by it before the softmax: calibrated scores) and an `"out_of_scope"` detector, `{"label": ...,
             "method": ..., "threshold": ..., "size": ...}`: an input whose out-of-scope score (`method`, one of
             `OUT_OF_SCOPE_METHODS`) is above `threshold` gets `label`, which is none of the head's labels; `size` is
-            the number of fitted vectors the method keeps in the weights (class means or train embeddings).
+            the number of fitted vectors the method keeps in the weights (class means or train embeddings). A
+            sentence-level task may keep `"examples"`, `{"texts": [...], "labels": [...], "metric": ...}`: labelled
+            utterances whose vectors are in the weights, answered from besides the head (`metric` one of
+            `EXAMPLE_METRICS`; `"cosine"` also has the `"threshold"` of its distances).
         sentence_aware_token_heads (`bool`, defaults to `False`):
             Token-level heads also read the sentence-level heads' predictions: every token's features get, per
             sentence task, a learned vector of its predicted label distribution (the softmax of its logits through a
@@ -194,6 +199,8 @@ class MultiTaskBertConfig(PreTrainedConfig):
             if duplicates:
                 raise ValueError(f"Task {name!r} lists these labels more than once: {duplicates}.")
             self._validate_out_of_scope(name, spec)
+            if spec.get("examples") is not None:
+                self._validate_examples(name, spec)
             for key in TASK_NAMING_KEYS:
                 if key in spec and not (isinstance(spec[key], str) and spec[key].isidentifier()):
                     raise ValueError(f"Task {name!r}: `{key}` must be an identifier, got {spec[key]!r}.")
@@ -239,6 +246,45 @@ class MultiTaskBertConfig(PreTrainedConfig):
         size = detector.get("size")
         if method in OUT_OF_SCOPE_METHODS_WITH_VECTORS and not (_is_integer(size) and size > 0):
             raise ValueError(f"Task {name!r}: out-of-scope method {method!r} needs a positive `size`, got {size!r}.")
+
+    def _validate_examples(self, name: str, spec: dict) -> None:
+        """Raise a `ValueError` if a task's stored examples are malformed."""
+        examples = spec["examples"]
+        if spec["level"] != "sentence":
+            raise ValueError(f"Task {name!r} is token-level: only sentence-level tasks keep examples.")
+        if not isinstance(examples, dict) or examples.get("metric") not in EXAMPLE_METRICS:
+            raise ValueError(
+                f"Task {name!r}: `examples` needs texts, labels and a metric among {', '.join(EXAMPLE_METRICS)}."
+            )
+        self.check_examples(name, examples.get("texts"), examples.get("labels"))
+        if examples["metric"] == "mahalanobis" and (spec.get("out_of_scope") or {}).get("method") != "mahalanobis":
+            raise ValueError(f"Task {name!r}: examples compared by Mahalanobis distance need a Mahalanobis detector.")
+
+    def check_examples(self, task: str, texts: list, labels: list) -> None:
+        """Raise a `ValueError` naming the problem unless `texts` and `labels` can be examples of the `task`."""
+        if task not in self.tasks:
+            raise ValueError(f"No task named {task!r}; this model has {list(self.tasks)}.")
+        spec = self.tasks[task]
+        if spec["level"] != "sentence":
+            raise ValueError(f"Task {task!r} is token-level: examples are for sentence-level tasks.")
+        if not isinstance(texts, list) or not isinstance(labels, list) or len(texts) != len(labels) or not texts:
+            raise ValueError(f"Task {task!r}: examples need as many labels as texts, and at least one.")
+        for index, (text, label) in enumerate(zip(texts, labels, strict=True)):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"Task {task!r}: example {index} has no text ({text!r}).")
+            if not isinstance(label, str) or not label:
+                raise ValueError(f"Task {task!r}: example {index} ({text!r}) has no label ({label!r}).")
+        detector = spec.get("out_of_scope") or {}
+        reserved = {"UNK", detector.get("label")} - {None}
+        if clashes := sorted(reserved & set(labels)):
+            raise ValueError(
+                f"Task {task!r}: {', '.join(map(repr, clashes))} cannot be an example label (it means unseen in "
+                "training, or out of scope)."
+            )
+
+    def task_examples(self, task: str) -> dict | None:
+        """A sentence-level task's stored examples (`texts`, `labels`, `metric`), if it has any."""
+        return self.tasks[task].get("examples")
 
     def task_result_key(self, task: str) -> str:
         """Where the pipeline puts a task's prediction in a result (`entities` for the default `ner` task)."""

@@ -25,7 +25,7 @@ from .configuration_multitask_bert import (
     OUT_OF_SCOPE_METHODS_WITH_VECTORS,
     MultiTaskBertConfig,
 )
-from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline, answerable_logits
+from .pipeline_multitask_bert import PIPELINE_TASK, JointIntentNerPipeline, answerable_logits, word_spans
 
 IGNORE_INDEX = -100
 
@@ -67,6 +67,9 @@ class MultiTaskBertOutput(ModelOutput):
         out_of_scope_scores (`dict[str, torch.FloatTensor]`, *optional*):
             `(batch,)` out-of-scope score (higher: further out of scope) of each sentence-level task that has a
             detector (`config.task_out_of_scope(task)`).
+        example_distances (`dict[str, torch.FloatTensor]`, *optional*):
+            `(batch, num_example_labels)` distance to each label's examples (lower: nearer; `ExampleMemory`) of each
+            sentence-level task with examples (`config.task_examples(task)`), in the order of its `labels`.
 
     Unlike single-task transformers models, `logits` is a dict (one entry per task head) and there is no
     `last_hidden_state` (`get_text_features` returns it, with the sentence embedding as `pooler_output`).
@@ -80,6 +83,7 @@ class MultiTaskBertOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     sentence_features: torch.FloatTensor | None = None
     out_of_scope_scores: dict[str, torch.FloatTensor] | None = None
+    example_distances: dict[str, torch.FloatTensor] | None = None
 
 
 class OutOfScopeScorer(nn.Module):
@@ -119,6 +123,76 @@ class OutOfScopeScorer(nn.Module):
             return (differences * differences).sum(dim=-1).min(dim=-1).values
         similarities = nn.functional.normalize(embedding.float(), dim=-1) @ self.train_embeddings.float().T
         return (1.0 - similarities.max(dim=-1).values).clamp(min=0.0)
+
+
+class ExampleMemory(nn.Module):
+    """
+    Labelled utterances that a sentence-level task answers from besides its head (`MultiTaskBertModel.add_examples`):
+    per label a prototype, the mean of its examples' vectors, and the distance of an input to each prototype:
+
+    - `"mahalanobis"` (the task has a Mahalanobis out-of-scope detector): the squared distance of the whitened head
+      input, on the scale of the detector's distance to the head's own class means, so the two compare; less the
+      error that a mean of only `n` examples adds to it on average (`hidden_size / n`: whitened vectors have unit
+      variance per dimension), so a label with few examples is not pushed away for having few;
+    - `"cosine"`: 1 - the cosine similarity of the sentence embedding to the normalised mean embedding.
+
+    The examples' vectors are buffers too, so removing a label's examples recomputes the prototypes without them.
+    """
+
+    def __init__(self, metric: str, num_labels: int, size: int, hidden_size: int):
+        super().__init__()
+        self.metric = metric
+        self.register_buffer("features", torch.zeros(size, hidden_size))
+        self.register_buffer("embeddings", torch.zeros(size, hidden_size))
+        self.register_buffer("label_ids", torch.zeros(size, dtype=torch.long))
+        self.register_buffer("prototypes", torch.zeros(num_labels, hidden_size))
+        self.register_buffer("counts", torch.ones(num_labels))
+
+    def fill(
+        self,
+        features: torch.Tensor,
+        embeddings: torch.Tensor,
+        label_ids: torch.Tensor,
+        whitening: torch.Tensor | None,
+    ) -> None:
+        """Keep the examples' vectors and compute each label's prototype from them."""
+        self.features.copy_(features)
+        self.embeddings.copy_(embeddings)
+        self.label_ids.copy_(label_ids)
+        if self.metric == "mahalanobis":
+            vectors = features.float() @ whitening.float()
+        else:
+            vectors = nn.functional.normalize(embeddings.float(), dim=-1)
+        sums = torch.zeros_like(self.prototypes).index_add_(0, label_ids, vectors)
+        counts = torch.bincount(label_ids, minlength=len(self.prototypes)).clamp(min=1)
+        self.counts.copy_(counts)
+        means = sums / counts.unsqueeze(1)
+        self.prototypes.copy_(means if self.metric == "mahalanobis" else nn.functional.normalize(means, dim=-1))
+
+    def forward(
+        self, features: torch.Tensor, embedding: torch.Tensor, whitening: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`(batch, num_labels)` distances to the prototypes (lower: nearer)."""
+        if self.metric == "mahalanobis":
+            whitened = features.float() @ whitening.float()
+            differences = whitened.unsqueeze(1) - self.prototypes.float().unsqueeze(0)
+            mean_error = self.prototypes.shape[1] / self.counts.float()
+            return (differences * differences).sum(dim=-1) - mean_error
+        return 1.0 - nn.functional.normalize(embedding.float(), dim=-1) @ self.prototypes.float().T
+
+
+def _cosine_threshold(embeddings: torch.Tensor, label_ids: torch.Tensor, fallback: float = 0.3) -> float:
+    """The largest cosine distance an input may have to a label's examples to be answered from them: the largest
+    distance of an example to the mean of its label's other examples (labels with two or more), else `fallback`."""
+    vectors = nn.functional.normalize(embeddings.float(), dim=-1)
+    distances = []
+    for label in label_ids.unique():
+        members = vectors[label_ids == label]
+        if len(members) < 2:
+            continue
+        others = (members.sum(dim=0, keepdim=True) - members) / (len(members) - 1)
+        distances.append(1.0 - (members * nn.functional.normalize(others, dim=-1)).sum(dim=-1))
+    return float(torch.cat(distances).max()) if distances else fallback
 
 
 class Pooling(nn.Module):
@@ -242,7 +316,7 @@ class MultiTaskBertPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     # Fitted out-of-scope vectors stay fp32 in a model loaded in half precision: its threshold was chosen in fp32.
-    _keep_in_fp32_modules = ["out_of_scope_scorers"]
+    _keep_in_fp32_modules = ["out_of_scope_scorers", "example_memories"]
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -319,6 +393,15 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
                 name: OutOfScopeScorer(detector["method"], detector.get("size"), hidden_size)
                 for name in config.sentence_tasks
                 if (detector := config.task_out_of_scope(name)) is not None
+            }
+        )
+        self.example_memories = nn.ModuleDict(
+            {
+                name: ExampleMemory(
+                    examples["metric"], len(dict.fromkeys(examples["labels"])), len(examples["labels"]), hidden_size
+                )
+                for name in config.sentence_tasks
+                if (examples := config.task_examples(name)) is not None
             }
         )
         self.log_task_variances = nn.Parameter(torch.zeros(len(config.tasks))) if config.uncertainty_weighting else None
@@ -450,6 +533,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             attentions=encoded.attentions,
             sentence_features=pooled if output_sentence_features else None,
             out_of_scope_scores=self._out_of_scope_scores(logits, pooled, embedding),
+            example_distances=self._example_distances(pooled, embedding),
         )
         return output if self._return_dict(return_dict) else output.to_tuple()
 
@@ -462,6 +546,13 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             answerable = answerable_logits(self.config.task_labels(task), logits[task], temperature)
             scores[task] = scorer(answerable, features, embedding, temperature)
         return scores or None
+
+    def _example_distances(self, features: torch.Tensor, embedding: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        distances = {}
+        for task, memory in self.example_memories.items():
+            whitening = self.out_of_scope_scorers[task].whitening if memory.metric == "mahalanobis" else None
+            distances[task] = memory(features, embedding, whitening)
+        return distances or None
 
     def set_temperature(self, task: str, temperature: float) -> None:
         """Divide `task`'s logits by `temperature` before the softmax from now on (saved in the config)."""
@@ -500,6 +591,151 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         for name, tensor in vectors.items():
             getattr(scorer, name).copy_(tensor)
         self.out_of_scope_scorers[task] = scorer.to(self.device)
+
+    @torch.no_grad()
+    def add_examples(
+        self,
+        task: str,
+        texts: list[str],
+        labels: list[str],
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int = 32,
+    ) -> dict[str, int]:
+        """
+        Store labelled utterances of the sentence-level `task` in the model (their texts in the config, their vectors
+        in the weights). The pipeline then answers a label that only examples have from the nearest examples, and a
+        known label from its examples where they are nearer than the head's own classes (`ExampleMemory`); with a
+        Mahalanobis detector, an input near an example is in scope. Returns the number of examples per label now kept.
+        """
+        current = self.config.task_examples(task) or {"texts": [], "labels": []}
+        self.config.check_examples(task, list(texts), list(labels))
+        features, embeddings = self._embed_texts(list(texts), tokenizer, batch_size)
+        if current["texts"]:
+            memory = self.example_memories[task]
+            features = torch.cat([memory.features.to(features), features])
+            embeddings = torch.cat([memory.embeddings.to(embeddings), embeddings])
+        self._set_examples(task, current["texts"] + list(texts), current["labels"] + list(labels), features, embeddings)
+        return self.example_counts(task)
+
+    @torch.no_grad()
+    def remove_examples(self, task: str, labels: list[str]) -> dict[str, int]:
+        """Forget the examples of `labels` (an intent that lives only in examples is gone, as before adding them);
+        returns the number of examples per label still kept."""
+        current = self.config.task_examples(task)
+        missing = sorted(set(labels) - set(current["labels"] if current else []))
+        if missing:
+            raise ValueError(f"Task {task!r} has no examples of {missing}.")
+        keep = [index for index, label in enumerate(current["labels"]) if label not in set(labels)]
+        if not keep:
+            self.config.tasks[task].pop("examples")
+            del self.example_memories[task]
+            return {}
+        memory = self.example_memories[task]
+        rows = torch.tensor(keep, device=memory.features.device)
+        self._set_examples(
+            task,
+            [current["texts"][index] for index in keep],
+            [current["labels"][index] for index in keep],
+            memory.features[rows],
+            memory.embeddings[rows],
+        )
+        return self.example_counts(task)
+
+    @torch.no_grad()
+    def refresh_examples(self, tokenizer: PreTrainedTokenizerBase, batch_size: int = 32) -> None:
+        """Embed every task's stored example texts again (after training changed the encoder or a detector)."""
+        for task in list(self.example_memories):
+            examples = self.config.task_examples(task)
+            features, embeddings = self._embed_texts(examples["texts"], tokenizer, batch_size)
+            self._set_examples(task, examples["texts"], examples["labels"], features, embeddings)
+
+    def example_counts(self, task: str) -> dict[str, int]:
+        """How many stored examples each label of the sentence-level `task` has (none: `{}`)."""
+        labels = (self.config.task_examples(task) or {}).get("labels", [])
+        return {label: labels.count(label) for label in dict.fromkeys(labels)}
+
+    def _set_examples(
+        self, task: str, texts: list[str], labels: list[str], features: torch.Tensor, embeddings: torch.Tensor
+    ) -> None:
+        detector = self.config.task_out_of_scope(task)
+        metric = "mahalanobis" if detector is not None and detector["method"] == "mahalanobis" else "cosine"
+        names = list(dict.fromkeys(labels))
+        label_ids = torch.tensor([names.index(label) for label in labels], device=features.device)
+        memory = ExampleMemory(metric, len(names), len(labels), self.config.encoder.hidden_size).to(features.device)
+        whitening = self.out_of_scope_scorers[task].whitening if metric == "mahalanobis" else None
+        memory.fill(features, embeddings, label_ids, whitening)
+        examples = {"texts": list(texts), "labels": list(labels), "metric": metric}
+        if metric == "cosine":
+            examples["threshold"] = _cosine_threshold(embeddings, label_ids)
+        self.config.tasks[task]["examples"] = examples
+        self.config.validate_tasks()
+        self.example_memories[task] = memory
+
+    def _embed_texts(
+        self, texts: list[str], tokenizer: PreTrainedTokenizerBase, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the sentence heads read, and the sentence embedding, of each text (in eval mode, fp32), with the
+        texts split into words as the pipeline splits them."""
+        was_training = self.training
+        self.eval()
+        features, embeddings = [], []
+        max_length = min(tokenizer.model_max_length, self.config.max_seq_length or tokenizer.model_max_length)
+        try:
+            for start in range(0, len(texts), batch_size):
+                words = [
+                    [text[begin:end] for begin, end in word_spans(tokenizer, text)] or [text]
+                    for text in texts[start : start + batch_size]
+                ]
+                batch = tokenizer(
+                    words,
+                    is_split_into_words=True,
+                    truncation=True,
+                    max_length=max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.device)
+                output = self(**batch, output_sentence_features=True)
+                features.append(output.sentence_features.float())
+                embeddings.append(output.sentence_embedding.float())
+        finally:
+            self.train(was_training)
+        return torch.cat(features), torch.cat(embeddings)
+
+    @torch.no_grad()
+    def grow_labels(self, task: str, new_labels: list[str]) -> None:
+        """
+        Append `new_labels` to `task`'s label list: the head (and its CRF, and the label embedding of a
+        sentence-aware model) gets new rows, initialised as a new head is; every old row, bias and CRF transition
+        stays as it was, and old label ids keep their meaning.
+        """
+        old = self.config.task_labels(task)
+        clashes = sorted(set(new_labels) & set(old))
+        if clashes or len(set(new_labels)) != len(new_labels):
+            raise ValueError(f"Task {task!r}: new labels must be new and distinct; {clashes or new_labels} are not.")
+        if not new_labels:
+            return
+        count, total = len(old), len(old) + len(new_labels)
+        head = self.heads[task]
+        grown = nn.Linear(head.in_features, total).to(head.weight)
+        self._init_weights(grown)
+        grown.weight[:count] = head.weight
+        grown.bias[:count] = head.bias
+        self.heads[task] = grown
+        if task in self.crfs:
+            crf = self.crfs[task]
+            bigger = ConditionalRandomField(total).to(crf.transitions)
+            bigger.start_transitions[:count] = crf.start_transitions
+            bigger.end_transitions[:count] = crf.end_transitions
+            bigger.transitions[:count, :count] = crf.transitions
+            self.crfs[task] = bigger
+        if task in self.sentence_label_embeddings:
+            embedding = self.sentence_label_embeddings[task]
+            wider = nn.Linear(total, embedding.out_features, bias=False).to(embedding.weight)
+            self._init_weights(wider)
+            wider.weight[:, :count] = embedding.weight
+            self.sentence_label_embeddings[task] = wider
+        self.config.tasks[task]["labels"] = [*old, *new_labels]
+        self.config.validate_tasks()
 
     def get_text_features(
         self,

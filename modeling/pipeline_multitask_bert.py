@@ -64,7 +64,10 @@ class JointIntentNerPipeline(ChunkPipeline):
       adds `"out_of_scope_score"` (higher: further out of scope), and a text whose score is above the threshold
       (`out_of_scope_threshold=` overrides the saved one: a number, or `{task: number}`) gets the out-of-scope label
       instead, with `score` the probability left to the other labels (1 - the best label's); with `top_k` it comes
-      first, then the `k - 1` best labels;
+      first, then the `k - 1` best labels. A task with stored examples (`MultiTaskBertModel.add_examples`) also
+      answers from them where the input is nearer to a label's examples than to the head's classes
+      (`_with_examples`); its answers then say which path decided, `"source"`: `"head"`, `"examples"` or
+      `"out_of_scope"`;
     - one key per token-level task with its entities (`"entities"` for the default `ner` task, `result_key`). Words
       are the tokenizer's own (`word_spans`, the rule that splits training data too). The tag of a word is the tag
       of its first sub-token (Viterbi over the words with a CRF model); words are joined into entities by their
@@ -206,11 +209,14 @@ class JointIntentNerPipeline(ChunkPipeline):
             "attention_mask": model_inputs["attention_mask"],
         }
         scores = output.out_of_scope_scores or {}
+        distances = getattr(output, "example_distances", None) or {}
         for task in config.sentence_tasks:
             logits = answerable_logits(config.task_labels(task), output.logits[task], config.task_temperature(task))
             outputs[f"{task}_probabilities"] = logits.softmax(dim=-1)
             if task in scores:
                 outputs[f"{task}_out_of_scope_score"] = scores[task].float()
+            if task in distances:
+                outputs[f"{task}_example_distances"] = distances[task].float()
         for task in config.token_tasks:
             logits = output.logits[task].float()
             tags = self.model.decode_tags(task, logits, word_start_mask)
@@ -233,12 +239,25 @@ class JointIntentNerPipeline(ChunkPipeline):
             probabilities = torch.cat([window[f"{task}_probabilities"] for window in windows]).mean(dim=0)
             ranked = self._ranked_labels(config.task_labels(task), probabilities, top_k or 1)
             detector = config.task_out_of_scope(task)
+            score = None
             if detector is not None:
                 score = float(torch.cat([window[f"{task}_out_of_scope_score"] for window in windows]).mean())
+            examples = config.task_examples(task) if hasattr(config, "task_examples") else None
+            from_examples = False
+            if examples is not None:
+                distances = torch.cat([window[f"{task}_example_distances"] for window in windows]).mean(dim=0)
+                ranked, score, from_examples = self._with_examples(examples, distances, ranked, score, top_k or 1)
+            if detector is not None:
                 threshold = (thresholds or {}).get(task, detector["threshold"])
                 ranked = [{**answer, "out_of_scope_score": score} for answer in ranked]
-                if threshold is not None and score > threshold:
+                if (
+                    threshold is not None
+                    and score > threshold
+                    and not (from_examples and examples["metric"] == "cosine")
+                ):
                     rejected = {"label": detector["label"], "score": 1.0 - ranked[0]["score"]}
+                    if examples is not None:
+                        rejected["source"] = "out_of_scope"
                     ranked = [{**rejected, "out_of_scope_score": score}, *ranked[: (top_k or 1) - 1]]
             result[task] = ranked if top_k is not None else ranked[0]
         for task in config.token_tasks:
@@ -247,6 +266,36 @@ class JointIntentNerPipeline(ChunkPipeline):
         if return_embedding:
             result["sentence_embedding"] = self._embedding(windows, config.normalize_embeddings).tolist()
         return result
+
+    @staticmethod
+    def _with_examples(
+        examples: dict, distances: torch.Tensor, ranked: list[dict], score: float | None, top_k: int
+    ) -> tuple[list[dict], float | None, bool]:
+        """
+        The head's `ranked` answers, each marked `"source": "head"`, unless the input is nearer to a label's stored
+        examples than to the head's classes: then that label comes first, `"source": "examples"`.
+
+        - `"mahalanobis"`: nearer than to every class mean of the head's detector (the out-of-scope `score`, which
+          becomes the smaller of the two distances, so an input near none of them stays out of scope); its score is
+          `sigmoid((score - distance) / 2)`, the two Gaussians' posterior.
+        - `"cosine"`: within the examples' `threshold` of cosine distance (then in scope); its score is the cosine
+          similarity.
+        """
+        names = list(dict.fromkeys(examples["labels"]))
+        nearest = int(distances.argmin())
+        distance = float(distances[nearest])
+        if examples["metric"] == "mahalanobis":
+            from_examples = distance < score
+            confidence = float(torch.sigmoid(torch.tensor((score - distance) / 2.0)))
+            score = min(score, distance)
+        else:
+            from_examples = distance <= examples["threshold"]
+            confidence = 1.0 - distance
+        ranked = [{**answer, "source": "head"} for answer in ranked]
+        if from_examples:
+            answer = {"label": names[nearest], "score": confidence, "source": "examples"}
+            ranked = [answer, *[other for other in ranked if other["label"] != answer["label"]]][:top_k]
+        return ranked, score, from_examples
 
     @staticmethod
     def _ranked_labels(labels: list[str], probabilities: torch.Tensor, top_k: int) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Which heads a new model gets from its data, which heads train, and which label columns each split keeps."""
+"""Which heads a new model gets from its data, how a trained model's heads grow with new labels, which heads train,
+and which label columns each split keeps."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable
 
 from datasets import Dataset, DatasetDict
 
-from ..modeling import MultiTaskBertConfig
+from ..modeling import MultiTaskBertConfig, MultiTaskBertModel
 from .data import UNK, task_label_lists, task_levels
 from .data.labels import label_names, tags_column
 
@@ -69,3 +70,18 @@ def unknown_train_labels(train: Dataset, tasks: Iterable[str]) -> dict[str, int]
         else:
             unknown[task] = sum(tag == unk for tags in train[tags_column(task)] for tag in tags)
     return {task: count for task, count in unknown.items() if count}
+
+
+def grow_heads(model: MultiTaskBertModel, dataset: DatasetDict) -> dict[str, list[str]]:
+    """Add to each head of `model` the labels that `dataset` (read with its own vocabularies) has in train and the
+    head lacks (`MultiTaskBertModel.grow_labels`: old rows and ids kept); returns the labels added per task."""
+    grown = {}
+    for task, labels in task_label_lists(dataset).items():
+        if task not in model.config.tasks:
+            continue
+        known = set(model.config.task_labels(task))
+        new = [label for label in labels if label not in known and label != UNK]
+        if new:
+            model.grow_labels(task, new)
+            grown[task] = new
+    return grown

@@ -21,7 +21,7 @@ One job per module:
 - `words`: words of a text by the tokenizer's rule (shared with the pipeline; formats already split into words keep
   theirs), char spans to word BIO tags;
 - `labels`: vocabularies with `UNK`, the features, encoding read examples into a `DatasetDict`;
-- `jointbert`, `conll`, `jsonl`, `hf_dataset`: one reader per format;
+- `jointbert`, `conll`, `jsonl`, `hf_dataset`: one reader per format (`jsonl` also reads labelled examples);
 - `formats`: which reader a path needs (`load_data`), the embedded default data;
 - `combine`: several loaded sets under one vocabulary;
 - `tokenization`: model inputs and word-aligned targets;
@@ -35,7 +35,7 @@ from .conll import load_conll
 from .formats import default_data_dir, load_data, load_default_dataset
 from .hf_dataset import load_hf_dataset
 from .jointbert import load_jointbert
-from .jsonl import load_jsonl
+from .jsonl import load_jsonl, read_examples
 from .labels import NO_LABEL, UNK, task_label_lists, task_levels
 from .tokenization import tokenize_dataset
 from .words import split_words
@@ -53,6 +53,7 @@ __all__ = [
     "load_hf_dataset",
     "load_jointbert",
     "load_jsonl",
+    "read_examples",
     "split_words",
     "task_label_lists",
     "task_levels",

@@ -160,3 +160,23 @@ def load_jsonl(
     return build_dataset_dict(
         splits, label_lists, str(path_or_dir), sentence_tasks, token_tasks, out_of_scope=out_of_scope
     )
+
+
+def read_examples(path: str | Path, task: str) -> tuple[list[str], list[str]]:
+    """Labelled utterances of a sentence-level `task` from a JSONL file (`{"text": ..., "<task>": label}` per line),
+    for `MultiTaskBertModel.add_examples`; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    texts, labels = [], []
+    for record, where in _read_records(path):
+        text, label = record.get("text"), record.get(task)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: needs a non-empty `text` string.")
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"{where}: needs the label of {task!r} as a non-empty string (field `{task}`).")
+        texts.append(text)
+        labels.append(label.strip())
+    if not texts:
+        raise ValueError(f'{path} holds no examples (one JSON object per line: {{"text": ..., "{task}": ...}}).')
+    return texts, labels

@@ -22,6 +22,7 @@ from .runtime import (
     INT8_FILE,
     ONNX_FILE,
     OnnxMultiTaskModel,
+    example_tasks,
     onnx_output_names,
     out_of_scope_tasks,
 )
@@ -57,8 +58,10 @@ class _FlatOutputs(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, ...]:
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        scores = [output.out_of_scope_scores[task] for task in out_of_scope_tasks(self.model.config)]
-        return (*(output.logits[task] for task in self.model.config.tasks), output.sentence_embedding, *scores)
+        config = self.model.config
+        scores = [output.out_of_scope_scores[task] for task in out_of_scope_tasks(config)]
+        distances = [output.example_distances[task] for task in example_tasks(config)]
+        return (*(output.logits[task] for task in config.tasks), output.sentence_embedding, *scores, *distances)
 
 
 @dataclass
@@ -140,6 +143,9 @@ def check_parity(
     for task in out_of_scope_tasks(model.config):
         want, got = expected.out_of_scope_scores[task], found.out_of_scope_scores[task]
         differences[f"{task}_out_of_scope_score"] = float(((want - got).abs() / want.abs().clamp(min=1.0)).max())
+    for task in example_tasks(model.config):
+        want, got = expected.example_distances[task], found.example_distances[task]
+        differences[f"{task}_example_distances"] = float(((want - got).abs() / want.abs().clamp(min=1.0)).max())
     too_far = {name: diff for name, diff in differences.items() if diff > MAX_ABS_DIFF}
     if too_far:
         raise RuntimeError(f"onnxruntime and PyTorch disagree by more than {MAX_ABS_DIFF}: {too_far}")

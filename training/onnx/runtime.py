@@ -28,11 +28,17 @@ def out_of_scope_tasks(config: MultiTaskBertConfig) -> list[str]:
     return [task for task in config.sentence_tasks if config.task_out_of_scope(task) is not None]
 
 
+def example_tasks(config: MultiTaskBertConfig) -> list[str]:
+    """The sentence-level tasks with stored examples, in config order."""
+    return [task for task in config.sentence_tasks if config.task_examples(task) is not None]
+
+
 def onnx_output_names(config: MultiTaskBertConfig) -> list[str]:
     """`<task>_logits` for every head, in config order, then `sentence_embedding`, then `<task>_out_of_scope_score`
-    for every task with an out-of-scope detector."""
+    for every task with an out-of-scope detector, then `<task>_example_distances` for every task with examples."""
     scores = [f"{task}_out_of_scope_score" for task in out_of_scope_tasks(config)]
-    return [f"{task}_logits" for task in config.tasks] + [EMBEDDING_OUTPUT] + scores
+    distances = [f"{task}_example_distances" for task in example_tasks(config)]
+    return [f"{task}_logits" for task in config.tasks] + [EMBEDDING_OUTPUT] + scores + distances
 
 
 class OnnxMultiTaskModel(nn.Module):
@@ -105,11 +111,17 @@ class OnnxMultiTaskModel(nn.Module):
             given["token_type_ids"] = torch.zeros_like(input_ids)
         feed = {name: given[name].detach().cpu().numpy().astype(np.int64) for name in self.input_names}
         outputs = [torch.from_numpy(array).to(input_ids.device) for array in self.session.run(None, feed)]
-        num_tasks = len(self.config.tasks)
+        num_tasks, num_scores = len(self.config.tasks), len(out_of_scope_tasks(self.config))
         logits = dict(zip(self.config.tasks, outputs[:num_tasks], strict=True))
-        scores = dict(zip(out_of_scope_tasks(self.config), outputs[num_tasks + 1 :], strict=True))
+        scores = dict(
+            zip(out_of_scope_tasks(self.config), outputs[num_tasks + 1 : num_tasks + 1 + num_scores], strict=True)
+        )
+        distances = dict(zip(example_tasks(self.config), outputs[num_tasks + 1 + num_scores :], strict=True))
         return MultiTaskBertOutput(
-            logits=logits, sentence_embedding=outputs[num_tasks], out_of_scope_scores=scores or None
+            logits=logits,
+            sentence_embedding=outputs[num_tasks],
+            out_of_scope_scores=scores or None,
+            example_distances=distances or None,
         )
 
     def decode_tags(self, task: str, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

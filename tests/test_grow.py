@@ -1,0 +1,197 @@
+"""Growing a trained model: labels answered from stored examples (no training), and heads that grow with new labels
+when training continues."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from test_out_of_scope import FAST, INTENT_WORDS, OUT_OF_SCOPE
+from transformers import pipeline
+
+from conftest import make_pipeline, run_without_project, tiny_model
+from multitask_bert import MultiTaskBertModel, OnnxMultiTaskModel, export_onnx
+from multitask_bert.training import cli
+
+NEW_INTENT = ["book a table for two", "reserve a table tonight", "table for four at eight", "book dinner for six"]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def oos_model(tmp_path_factory, tiny_backbone_dir) -> Path:
+    """Three intents and a Mahalanobis out-of-scope detector, on the tiny backbone."""
+    folder = tmp_path_factory.mktemp("grow_data")
+    in_scope = [{"text": text, "intent": intent} for intent, texts in INTENT_WORDS.items() for text in texts]
+    in_scope = [{**row, "entities": [last_word(row["text"])]} for row in in_scope]  # a token task too
+    outside = [{"text": text, "intent": "oos", "entities": []} for text in OUT_OF_SCOPE]
+    varied = [{**row, "text": f"{row['text']} {word}"} for row in in_scope for word in ("now", "please", "ok", "today")]
+    write_jsonl(folder / "train.jsonl", in_scope * 3)
+    write_jsonl(folder / "validation.jsonl", varied + outside)
+    write_jsonl(folder / "test.jsonl", in_scope + outside)
+    output_dir = tmp_path_factory.mktemp("grow_run") / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(folder), "--output-dir", str(output_dir)]
+    assert cli.main([*argv, "--out-of-scope-label", "oos", *FAST]) == 0
+    return output_dir
+
+
+def last_word(text: str) -> dict:
+    return {"start": text.rfind(" ") + 1, "end": len(text), "label": "THING"}
+
+
+def answers(model_dir: Path, texts: list[str], **options) -> list[dict]:
+    model = MultiTaskBertModel.from_pretrained(model_dir).eval()
+    nlu = pipeline("joint-intent-ner", model=model, tokenizer=str(model_dir))
+    return [result["intent"] for result in nlu(texts, **options)]
+
+
+def test_a_new_intent_is_answered_from_its_examples_and_removing_them_undoes_it(oos_model, tmp_path, capsys):
+    model_dir = Path(shutil.copytree(oos_model, tmp_path / "model"))
+    known = [texts[0] for texts in INTENT_WORDS.values()]
+    # The tiny backbone's distances are large: a threshold that keeps everything in scope shows the two paths.
+    keep_all = {"out_of_scope_threshold": 1e9}
+    before = answers(model_dir, [*NEW_INTENT, *known], **keep_all)
+    examples = write_jsonl(tmp_path / "new.jsonl", [{"text": text, "intent": "book_table"} for text in NEW_INTENT])
+    assert cli.main(["add-examples", str(model_dir), "--data", str(examples)]) == 0
+    assert "1 labels (1 not in the head: ['book_table'])" in capsys.readouterr().out
+    after = answers(model_dir, [*NEW_INTENT, *known], **keep_all)
+    assert [answer["label"] for answer in after[: len(NEW_INTENT)]] == ["book_table"] * len(NEW_INTENT)
+    assert {answer["source"] for answer in after[: len(NEW_INTENT)]} == {"examples"}
+    # Known intents still come from the head, as before.
+    assert [(answer["label"], answer["source"]) for answer in after[len(NEW_INTENT) :]] == [
+        (answer["label"], "head") for answer in before[len(NEW_INTENT) :]
+    ]
+    # The out-of-scope score becomes the distance to the nearest of the head's classes and the examples.
+    for found, earlier in zip(after[: len(NEW_INTENT)], before[: len(NEW_INTENT)], strict=True):
+        assert found["out_of_scope_score"] < earlier["out_of_scope_score"]
+    for found, earlier in zip(after[len(NEW_INTENT) :], before[len(NEW_INTENT) :], strict=True):
+        assert found["out_of_scope_score"] == pytest.approx(earlier["out_of_scope_score"])
+    card = (model_dir / "README.md").read_text()
+    assert "| `book_table` | 4 | no |" in card
+
+    assert cli.main(["add-examples", str(model_dir), "--remove", "book_table"]) == 0
+    assert answers(model_dir, [*NEW_INTENT, *known], **keep_all) == [
+        {key: value for key, value in answer.items() if key != "source"} for answer in before
+    ]
+    assert "examples" not in json.loads((model_dir / "config.json").read_text())["tasks"]["intent"]
+
+
+def test_examples_survive_remote_code_and_onnx(oos_model, tmp_path):
+    model_dir = Path(shutil.copytree(oos_model, tmp_path / "model"))
+    examples = write_jsonl(tmp_path / "new.jsonl", [{"text": text, "intent": "book_table"} for text in NEW_INTENT])
+    assert cli.main(["add-examples", str(model_dir), "--data", str(examples)]) == 0
+    texts = [*NEW_INTENT, "wake me at seven", "who wrote hamlet"]
+    expected = answers(model_dir, texts, out_of_scope_threshold=1e9)
+    result = run_without_project(
+        f"""
+        import json
+        from transformers import pipeline
+        nlu = pipeline(model={str(model_dir)!r}, trust_remote_code=True)
+        print(json.dumps([result["intent"] for result in nlu({texts!r}, out_of_scope_threshold=1e9)]))
+        """,
+        tmp_path,
+    )
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    export_onnx(model_dir, tmp_path / "onnx")
+    onnx_model = OnnxMultiTaskModel.from_pretrained(tmp_path / "onnx")
+    onnx_pipeline = pipeline("joint-intent-ner", model=onnx_model, tokenizer=str(model_dir))
+    onnx = [result["intent"] for result in onnx_pipeline(texts, out_of_scope_threshold=1e9)]
+    for found in (remote, onnx):
+        assert [(answer["label"], answer["source"]) for answer in found] == [
+            (answer["label"], answer["source"]) for answer in expected
+        ]
+        for answer, want in zip(found, expected, strict=True):
+            assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
+
+
+def test_examples_without_a_detector_are_compared_by_cosine(tokenizer, tmp_path):
+    model = tiny_model()
+    counts = model.add_examples("intent", NEW_INTENT, ["book_table"] * len(NEW_INTENT), tokenizer)
+    assert counts == {"book_table": 4}
+    examples = model.config.task_examples("intent")
+    assert examples["metric"] == "cosine" and 0 < examples["threshold"] < 2
+    results = make_pipeline(model, tokenizer)(NEW_INTENT)
+    assert [(result["intent"]["label"], result["intent"]["source"]) for result in results] == [
+        ("book_table", "examples")
+    ] * 4
+    model.save_pretrained(tmp_path)
+    reloaded = MultiTaskBertModel.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.example_memories["intent"].prototypes, model.example_memories["intent"].prototypes)
+    assert reloaded.config.task_examples("intent") == examples
+    # More examples of the same label are added to the ones kept; a known label's examples may correct the head.
+    model.add_examples("intent", ["wake me at seven"], ["set_alarm"], tokenizer)
+    assert model.example_counts("intent") == {"book_table": 4, "set_alarm": 1}
+
+
+def test_growing_a_head_keeps_every_old_row_and_transition_bit_for_bit():
+    model = tiny_model(use_crf=True, sentence_aware_token_heads=True)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    old_intents, old_tags = model.config.task_labels("intent"), model.config.task_labels("ner")
+    model.grow_labels("intent", ["book_table"])
+    model.grow_labels("ner", ["B-CITY", "I-CITY"])
+    assert model.config.task_labels("intent") == [*old_intents, "book_table"]
+    assert model.config.task_labels("ner") == [*old_tags, "B-CITY", "I-CITY"]
+    state = model.state_dict()
+    count, tags = len(old_intents), len(old_tags)
+    assert torch.equal(state["heads.intent.weight"][:count], before["heads.intent.weight"])
+    assert torch.equal(state["heads.intent.bias"][:count], before["heads.intent.bias"])
+    assert torch.equal(state["heads.ner.weight"][:tags], before["heads.ner.weight"])
+    assert torch.equal(state["crfs.ner.transitions"][:tags, :tags], before["crfs.ner.transitions"])
+    assert torch.equal(state["crfs.ner.start_transitions"][:tags], before["crfs.ner.start_transitions"])
+    assert torch.equal(
+        state["sentence_label_embeddings.intent.weight"][:, :count], before["sentence_label_embeddings.intent.weight"]
+    )
+    assert state["heads.intent.weight"].shape[0] == count + 1 and state["crfs.ner.transitions"].shape == (tags + 2,) * 2
+    untouched = [name for name in before if not name.startswith(("heads.", "crfs.", "sentence_label_embeddings."))]
+    assert all(torch.equal(state[name], before[name]) for name in untouched)
+    with pytest.raises(ValueError, match="must be new"):
+        model.grow_labels("intent", ["book_table"])
+
+
+def test_continued_training_grows_the_heads_with_new_labels(oos_model, tmp_path, caplog):
+    data = tmp_path / "more"
+    data.mkdir()
+    rows = [{"text": text, "intent": "book_table"} for text in NEW_INTENT] * 3
+    rows += [{"text": text, "intent": intent} for intent, texts in INTENT_WORDS.items() for text in texts]
+    for split in ("train", "validation", "test"):
+        write_jsonl(data / f"{split}.jsonl", rows + [{"text": text, "intent": "oos"} for text in OUT_OF_SCOPE])
+    old = MultiTaskBertModel.from_pretrained(oos_model).config.task_labels("intent")
+    argv = ["train", "--model-name-or-path", str(oos_model), "--data", str(data), "--output-dir", str(tmp_path / "m")]
+    with caplog.at_level("INFO"):
+        assert cli.main([*argv, *FAST]) == 0
+    grown = MultiTaskBertModel.from_pretrained(tmp_path / "m").config
+    assert grown.task_labels("intent") == [*old, "book_table"]
+    assert "added to its head (old ids kept): ['book_table']" in caplog.text
+    assert grown.task_out_of_scope("intent")["label"] == "oos"
+
+
+@pytest.mark.parametrize(
+    ("rows", "options", "message"),
+    [
+        ([{"text": "book a table", "intent": "book_table"}], ["--task", "ner"], "token-level task"),
+        ([], [], "holds no examples"),
+        ([{"text": "what is the capital of peru", "intent": "oos"}], [], "'oos' cannot be an example label"),
+        ([{"text": "book a table", "intent": "UNK"}], [], "'UNK' cannot be an example label"),
+        ([{"text": "book a table"}], [], "line 1: needs the label of 'intent'"),
+        ([{"text": "book a table", "intent": "book_table"}], ["--task", "mood"], "no such task"),
+    ],
+)
+def test_bad_examples_are_one_error_line(oos_model, tmp_path, capsys, rows, options, message):
+    model_dir = Path(shutil.copytree(oos_model, tmp_path / "model"))
+    weights = (model_dir / "model.safetensors").read_bytes()
+    examples = write_jsonl(tmp_path / "new.jsonl", rows)
+    assert cli.main(["add-examples", str(model_dir), "--data", str(examples), *options]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line or "Traceback" in line]
+    assert len(errors) == 1 and errors[0].startswith("multitask-bert add-examples: error:") and message in errors[0]
+    assert (model_dir / "model.safetensors").read_bytes() == weights  # nothing written
+
+
+def test_removing_a_label_without_examples_is_refused(oos_model, tmp_path, capsys):
+    assert cli.main(["add-examples", str(oos_model), "--remove", "book_table", "--output-dir", str(tmp_path)]) == 2
+    assert "has no examples of ['book_table']" in capsys.readouterr().err
