@@ -16,8 +16,10 @@ from huggingface_hub import CommitInfo, HfApi, get_token
 
 from .model_card import CARD_FILE, CARD_INPUTS_FILE, load_card_inputs, write_model_card
 
-# Trainer checkpoints and TensorBoard runs stay local, and pickles are never published: weights go as safetensors.
-IGNORE_PATTERNS = ["checkpoints/*", "checkpoint-*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl"]
+# Trainer checkpoints and TensorBoard runs stay local (the runs go with `include_logs`), and pickles are never
+# published: weights go as safetensors.
+LOGS_PATTERN = "runs/*"
+IGNORE_PATTERNS = ["checkpoints/*", "checkpoint-*", LOGS_PATTERN, "*.bin", "*.pt", "*.pth", "*.pkl"]
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 
@@ -50,6 +52,12 @@ def check_model_folder(model_dir: str | Path) -> None:
         raise ValueError(f"{model_dir} has no tokenizer: save it there with `tokenizer.save_pretrained`.")
 
 
+def check_token() -> None:
+    """Raise a `ValueError` saying how to log in if huggingface_hub finds no token."""
+    if get_token() is None:
+        raise ValueError("No Hugging Face token found: run `hf auth login` or set the HF_TOKEN environment variable.")
+
+
 def push_to_hub(
     model_dir: str | Path,
     repo_id: str,
@@ -57,16 +65,18 @@ def push_to_hub(
     private: bool = False,
     revision: str | None = None,
     commit_message: str | None = None,
+    include_logs: bool = False,
 ) -> CommitInfo:
     """
     Create the repo if needed and upload the folder: safetensors weights, config, remote-code files, tokenizer,
-    model card and loss plot. The card is (re)written for `repo_id` first unless the folder holds a README.md that
+    model card and loss plot, and with `include_logs` the TensorBoard logs (`runs/`, which the Hub shows as training
+    metrics). The card is (re)written for `repo_id` first unless the folder holds a README.md that
     `write_model_card` did not write.
     """
     model_dir = Path(model_dir)
     check_model_folder(model_dir)
-    if get_token() is None:
-        raise ValueError("No Hugging Face token found: run `hf auth login` or set the HF_TOKEN environment variable.")
+    check_token()
+    ignore_patterns = [pattern for pattern in IGNORE_PATTERNS if not include_logs or pattern != LOGS_PATTERN]
     api = HfApi()
     repo_id = api.create_repo(repo_id, private=private or None, exist_ok=True).repo_id
     if (model_dir / CARD_INPUTS_FILE).is_file() or not (model_dir / CARD_FILE).is_file():
@@ -78,7 +88,7 @@ def push_to_hub(
         folder_path=model_dir,
         revision=revision,
         commit_message=commit_message or f"Upload {repo_id.split('/')[-1]} with multitask-bert",
-        ignore_patterns=IGNORE_PATTERNS,
+        ignore_patterns=ignore_patterns,
     )
 
 

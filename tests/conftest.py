@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel, RobertaConfig, Ro
 
 from data_helpers import FIXTURES, JOINTBERT_FIXTURE, write_jointbert
 from multitask_bert import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
+from multitask_bert.training.data import default_data_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -187,3 +188,11 @@ def run_without_project(
     )
     assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def embedded_data_slice(folder: Path, sizes: dict[str, int]) -> Path:
+    """The first `sizes[split]` lines of each split of the embedded data, written to `folder`."""
+    for split, size in sizes.items():
+        lines = (default_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+        (folder / f"{split}.jsonl").write_text("".join(lines[:size]), encoding="utf-8")
+    return folder

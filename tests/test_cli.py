@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, embedded_data_slice
 from multitask_bert.training import cli
 from multitask_bert.training.cli.train import TRAIN_DEFAULTS
-from multitask_bert.training.data import default_data_dir
 
 BIN = Path(sys.executable).parent
 FAST = ["--max-steps", "2", "--per-device-train-batch-size", "8", "--disable-tqdm", "true", "--save-steps", "1"]
@@ -47,11 +46,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess, command: str, pat
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("small_data")
-    for split, size in {"train": 16, "validation": 8, "test": 8}.items():
-        lines = (default_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-        (folder / f"{split}.jsonl").write_text("".join(lines[:size]), encoding="utf-8")
-    return folder
+    return embedded_data_slice(tmp_path_factory.mktemp("small_data"), {"train": 16, "validation": 8, "test": 8})
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedConfig, PreTrainedTokenizerBase
+
+from ..modeling import MultiTaskBertConfig
 
 # What `save_pretrained` writes for the usual tokenizers (fast, WordPiece, BPE, SentencePiece).
 TOKENIZER_FILES = (
@@ -29,6 +31,16 @@ def check_model_location(name_or_path: str | Path) -> None:
         validate_repo_id(str(name_or_path))
     except HFValidationError as error:
         raise ValueError(f"{name_or_path}: no such folder, and not a Hub repo id (namespace/name) either.") from error
+
+
+def is_multitask_bert_model(name_or_path: str | Path) -> bool:
+    """Whether `name_or_path` (checked with `check_model_location`) is a multitask-bert model rather than a plain
+    encoder: its config's `model_type` (read without building the config); an `OSError` if it has no config."""
+    check_model_location(name_or_path)
+    config, _ = PreTrainedConfig.get_config_dict(str(name_or_path))
+    if not config:
+        raise OSError(f"{name_or_path} has no config.json: it is neither a multitask-bert model nor an encoder.")
+    return config.get("model_type") == MultiTaskBertConfig.model_type
 
 
 def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:

@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers.utils.logging import is_progress_bar_enabled
+
 STS_FILE = "test.tsv"
 COLUMNS = ("genre", "source", "score", "sentence1", "sentence2")
 
@@ -49,11 +51,15 @@ def read_sts_benchmark(path: str | Path) -> StsPairs:
     return pairs
 
 
-def sts_benchmark_spearman(model_name_or_path: str | Path, sts: str | Path | StsPairs, batch_size: int = 64) -> float:
+def sts_benchmark_spearman(
+    model_name_or_path: str | Path, sts: str | Path | StsPairs, batch_size: int = 64, show_progress: bool = True
+) -> float:
     """
     Spearman correlation between the cosine of the two sentences' embeddings and the human scores, computed by
     sentence-transformers' `EmbeddingSimilarityEvaluator` on `SentenceTransformer(model_name_or_path)` (a saved
     multitask-bert folder loads through its remote code); `sts` is a path for `read_sts_benchmark` or pairs it read.
+    Its encoding progress bars show unless `show_progress` is false or transformers' progress bars are off
+    (`transformers.utils.logging.disable_progress_bar()`, `HF_HUB_DISABLE_PROGRESS_BARS=1`).
     """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
@@ -68,5 +74,6 @@ def sts_benchmark_spearman(model_name_or_path: str | Path, sts: str | Path | Sts
         main_similarity="cosine",
         name="sts-b",
         write_csv=False,
+        show_progress_bar=show_progress and is_progress_bar_enabled(),
     )
     return float(evaluator(model)["sts-b_spearman_cosine"])

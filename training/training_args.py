@@ -8,9 +8,26 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
+from transformers.integrations import integration_utils
 from transformers.utils import is_torch_xla_available, logging
 
 logger = logging.get_logger(__name__)
+
+# `report_to` integrations whose package has the integration's name (transformers checks it is importable).
+LOGGER_PACKAGES = (
+    "tensorboard",
+    "wandb",
+    "mlflow",
+    "comet_ml",
+    "neptune",
+    "clearml",
+    "codecarbon",
+    "dvclive",
+    "swanlab",
+    "trackio",
+)
+# Extras of this package that install a logger.
+LOGGER_EXTRAS = ("tensorboard",)
 
 
 def has_accelerator() -> bool:
@@ -22,6 +39,16 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): torch's own (private) CPU probes."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def check_loggers(report_to: list[str]) -> None:
+    """Raise a `ValueError` naming what to install for an integration of `report_to` whose package is missing (the
+    Trainer would fail on it later, in its own words or by a traceback)."""
+    available = integration_utils.get_available_reporting_integrations()
+    for name in report_to:
+        if name in LOGGER_PACKAGES and name not in available:
+            extra = f" (or `pip install 'multitask-bert[{name}]'`)" if name in LOGGER_EXTRAS else ""
+            raise ValueError(f"`report_to` {name} needs the {name} package: `pip install {name}`{extra}.")
 
 
 def cpu_bf16_pays_off() -> bool:
@@ -90,6 +117,7 @@ class MultiTaskTrainingArguments(TrainingArguments):
             logger.info("bf16 without an accelerator: training on the CPU under bf16 autocast.")
             self.use_cpu = True
         super().__post_init__()
+        check_loggers(self.report_to)
         if not 0.0 < self.layerwise_lr_decay <= 1.0:
             raise ValueError(f"`layerwise_lr_decay` must be in (0, 1], got {self.layerwise_lr_decay}.")
         if self.head_learning_rate is not None and self.head_learning_rate < 0:

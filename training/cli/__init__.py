@@ -1,10 +1,11 @@
 """The `multitask-bert` command line: one subcommand per module (`train`, `evaluate`, `export`, `predict`, `card`,
-`push`), their options (`arguments`, `parsing`) and printed reports (`report`), above the library: nothing outside
-this package imports it.
+`push`, `add_examples`), their options (`arguments`, `parsing`) and printed reports (`report`), above the library:
+nothing outside this package imports it.
 
 A subcommand's user errors (`ValueError`, `OSError`: bad data, a missing folder, a refused option) end in one
-`multitask-bert COMMAND: error: ...` line on stderr and exit status 2, as argparse's own errors do; `multitask-bert
---debug COMMAND ...` shows the traceback instead.
+`multitask-bert COMMAND: error: ...` line on stderr and exit status 2, as argparse's own errors do; `--debug`, before
+or after COMMAND (`multitask-bert --debug COMMAND ...`, `multitask-bert COMMAND ... --debug`), shows the traceback
+instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import version
 
-from . import card, evaluate, export, predict, push, train
+from transformers.debug_utils import DebugOption
+
+from . import add_examples, card, evaluate, export, predict, push, train
 from .parsing import FLAG_STYLE, CommandParser
 
 # name -> (function, help). Each function takes the remaining argv and returns an exit code.
@@ -25,13 +28,17 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "predict": (predict.main, "print intent and entities of texts as JSON lines"),
     "card": (card.main, "write the model card of a saved model folder"),
     "push": (push.main, "upload a saved model folder to the Hugging Face Hub"),
+    "add-examples": (add_examples.main, "give a model labelled utterances of new intents, without training"),
 }
 USER_ERRORS = (ValueError, OSError)
 USER_ERROR_STATUS = 2
+DEBUG_FLAG = "--debug"
+# `train --debug underflow_overflow` is TrainingArguments' own `--debug`: a bare `--debug` is the traceback switch.
+TRAINER_DEBUG_OPTIONS = {option.value for option in DebugOption}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<10} {help_text}" for name, (_, help_text) in COMMANDS.items())
+    listing = "\n".join(f"  {name:<12} {help_text}" for name, (_, help_text) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="multitask-bert",
         usage="%(prog)s [-h] [--version] [--debug] COMMAND [OPTIONS ...]",
@@ -41,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('multitask-bert')}")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (for bug reports)")
+    parser.add_argument(
+        DEBUG_FLAG,
+        action="store_true",
+        help="show the traceback of an error (for bug reports); also accepted after COMMAND",
+    )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="one of the commands below")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -55,14 +66,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parser.parse_args(argv)
     command = COMMANDS[args.command][0]
+    arguments, debug_after = split_debug_flag(args.arguments)
     try:
-        return command(args.arguments) or 0
+        return command(arguments) or 0
     except USER_ERRORS as error:
-        if args.debug:
+        if args.debug or debug_after:
             raise
         message = " ".join(str(error).split())
         print(f"multitask-bert {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR_STATUS
+
+
+def split_debug_flag(arguments: list[str]) -> tuple[list[str], bool]:
+    """A subcommand's arguments without the traceback switch, and whether it was there: a bare `--debug` (before any
+    `--`), not one followed by a `TrainingArguments.debug` value (`--debug underflow_overflow`), which stays."""
+    end = arguments.index("--") if "--" in arguments else len(arguments)
+    kept, found = [], False
+    for position, argument in enumerate(arguments[:end]):
+        following = arguments[position + 1] if position + 1 < end else ""
+        if argument == DEBUG_FLAG and not set(following.split()) & TRAINER_DEBUG_OPTIONS:
+            found = True
+        else:
+            kept.append(argument)
+    return kept + arguments[end:], found
 
 
 __all__ = ["COMMANDS", "FLAG_STYLE", "CommandParser", "build_parser", "main"]

@@ -4,9 +4,10 @@ own fields (`MultiTaskBertConfig`), with its defaults and its docstring as their
 from __future__ import annotations
 
 import json
+import logging
 import re
 import typing
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
@@ -19,6 +20,8 @@ from ...modeling.configuration_multitask_bert import (
 )
 from ..data import default_data_dir, load_data
 from ..out_of_scope import DEFAULT_IN_SCOPE_SHARE, DEFAULT_METHOD, THRESHOLD_RULES, detected_labels
+
+logger = logging.getLogger(__name__)
 
 # Config fields that only a new model takes (a continued model keeps its architecture), and the loss weighting, which
 # a continued model may change (`None`: keep the config's).
@@ -260,7 +263,8 @@ ModelArguments = make_dataclass(
                     "help": "Continue training a trained multitask-bert model (folder or Hub id): its heads, labels "
                     "and architecture are kept, so the options of a new model (the backbone, "
                     + ", ".join(f"--{name}" for name in NEW_MODEL_OPTIONS)
-                    + ") do not apply."
+                    + ") do not apply. A plain encoder (e.g. bert-base-uncased, as in transformers' run_ner.py) is "
+                    "taken as --backbone instead."
                 },
             ),
         ),
@@ -295,6 +299,18 @@ ModelArguments = make_dataclass(
     },
 )
 NEW_MODEL_DEFAULTS = {option.name: option.default for option in fields(ModelArguments)}
+
+
+def encoder_as_backbone(model_args: ModelArguments) -> ModelArguments:
+    """`model_args` with the plain encoder given to --model_name_or_path as --backbone (a new model on it)."""
+    encoder = model_args.model_name_or_path
+    if model_args.backbone is not None:
+        raise ValueError(
+            f"--model_name_or_path {encoder} is a plain encoder, not a multitask-bert model to continue, and "
+            f"--backbone {model_args.backbone} is another: give the encoder once."
+        )
+    logger.info("%s is not a multitask-bert model: training a new model on it as the backbone (--backbone).", encoder)
+    return replace(model_args, backbone=encoder, model_name_or_path=None)
 
 
 def check_subtoken_labels(config: MultiTaskBertConfig, data_args: DataArguments) -> None:

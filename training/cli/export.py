@@ -1,6 +1,8 @@
 """`multitask-bert export`: a saved model to ONNX, checked against PyTorch, optionally int8 compared with fp32.
 
-    multitask-bert export MODEL_DIR --onnx OUT_DIR [--quantize int8] [--eval-file utterances.txt]
+    multitask-bert export MODEL_DIR OUT_DIR [--quantize int8] [--eval-file utterances.txt]
+
+(OUT_DIR positional, as in `optimum-cli export onnx`, or as `--onnx OUT_DIR` / `--output-dir OUT_DIR`)
 
 writes `OUT_DIR/model.onnx` (and `model_int8.onnx`), the config and the tokenizer (plus `crf.safetensors` for CRF
 models), checks onnxruntime against PyTorch, and compares int8 with fp32 on evaluation texts.
@@ -40,7 +42,8 @@ def build_parser() -> CommandParser:
         prog="multitask-bert export", description="Export a saved model to ONNX, check it, optionally quantize it."
     )
     parser.add_argument("model", help="folder (or Hub id) of a saved MultiTaskBert model with its tokenizer")
-    parser.add_argument("--onnx", required=True, metavar="OUT_DIR", help="folder to write model.onnx and friends")
+    parser.add_argument("output", nargs="?", metavar="OUT_DIR", help="folder to write model.onnx and friends")
+    parser.add_argument("--onnx", "--output-dir", metavar="OUT_DIR", help="OUT_DIR, as an option")
     parser.add_argument("--quantize", choices=["int8"], help="also write model_int8.onnx (dynamic quantization)")
     parser.add_argument(
         "--eval-file",
@@ -55,14 +58,20 @@ def build_parser() -> CommandParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    if args.output and args.onnx and args.output != args.onnx:
+        parser.error(f"two output folders: {args.output} and --onnx {args.onnx}; give one")
+    output_dir = args.output or args.onnx
+    if output_dir is None:
+        parser.error("no output folder: give OUT_DIR after MODEL (or --onnx OUT_DIR)")
     eval_texts = eval_gold = None
     if args.quantize:
         examples = read_eval_examples(args.eval_file)[: args.eval_limit]
         eval_texts = [example["text"] for example in examples]
         if examples and all(set(example) - {"text"} for example in examples):  # JSONL with labels
             eval_gold = examples
-    report = export_onnx(args.model, args.onnx, args.quantize, eval_texts, args.opset, args.batch_size, eval_gold)
+    report = export_onnx(args.model, output_dir, args.quantize, eval_texts, args.opset, args.batch_size, eval_gold)
     print(f"wrote {report.onnx_path}")
     print(f"onnxruntime vs PyTorch, max abs diff (limit {MAX_ABS_DIFF}):")
     for name, diff in report.max_abs_diff.items():

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from transformers import HfArgumentParser
+from transformers.hf_argparser import string_to_bool
 
 FLAG_STYLE = (
     "Options are written with dashes (--batch-size); every subcommand also accepts the underscore spelling of "
@@ -26,10 +27,33 @@ class CommandParser(argparse.ArgumentParser):
         aliases = [name.replace("-", "_") for name in names if name.startswith("--") and "-" in name[2:]]
         return super().add_argument(*names, *["--" + alias[2:] for alias in aliases], **kwargs)
 
+    def add_switch(self, *names: str, help: str) -> argparse.Action:
+        """A boolean option as HfArgumentParser writes them: `--name true|false`, a bare `--name` meaning true."""
+        return self.add_argument(
+            *names, type=string_to_bool, nargs="?", const=True, default=False, metavar="{true,false}", help=help
+        )
+
+
+TRAINER_DEBUG_HELP = (
+    "transformers' debug features (underflow_overflow, tpu_metrics_debug). A bare --debug, with no feature, shows the "
+    "traceback of an error instead."
+)
+
 
 def command_parser(dataclass_types: list[type], prog: str) -> HfArgumentParser:
-    """An HfArgumentParser for a subcommand: abbreviated options refused, the flag style in the help."""
-    return HfArgumentParser(dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE)
+    """An HfArgumentParser for a subcommand: abbreviated options refused, the flag style in the help, and the help of
+    `TrainingArguments.debug` telling it from the traceback switch."""
+    parser = HfArgumentParser(dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE)
+    set_help(parser, {"debug": TRAINER_DEBUG_HELP})
+    return parser
+
+
+def set_help(parser: argparse.ArgumentParser, helps: dict[str, str]) -> None:
+    """Give the options whose destination is a key of `helps` that help text (for inherited `TrainingArguments`
+    fields whose meaning a subcommand sets)."""
+    for action in parser._actions:
+        if action.dest in helps:
+            action.help = helps[action.dest]
 
 
 def parse_dataclasses(parser: HfArgumentParser, argv: list[str]) -> tuple:

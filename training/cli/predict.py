@@ -4,7 +4,9 @@
     multitask-bert predict MODEL_DIR --file utterances.txt
     cat utterances.txt | multitask-bert predict MODEL_DIR        (or `-` as the only text)
 
-MODEL_DIR is a saved model, or a folder written by `multitask-bert export --onnx` (then onnxruntime runs it).
+MODEL_DIR is a saved model, or a folder written by `multitask-bert export` (then onnxruntime runs it). Lines read from a
+file or stdin, with the results going to a file or pipe, get a progress bar on stderr (transformers' tqdm:
+HF_HUB_DISABLE_PROGRESS_BARS=1 turns it off).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from transformers.utils.logging import tqdm
 
 from ..inference import load_pipeline
 from ..onnx import ONNX_FILE
@@ -30,6 +34,14 @@ def read_texts(texts: list[str], file: str | None) -> Iterator[str]:
         yield from texts
 
 
+def count_lines(file: str | None) -> int | None:
+    """How many texts `read_texts` reads from `file` (the progress bar's total); unknown for stdin."""
+    if file is None:
+        return None
+    with open(file, encoding="utf-8") as lines:
+        return sum(1 for _ in lines)
+
+
 def build_parser() -> CommandParser:
     parser = CommandParser(
         prog="multitask-bert predict",
@@ -45,7 +57,7 @@ def build_parser() -> CommandParser:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, help="list the k best intents instead of the best one")
-    parser.add_argument("--embedding", action="store_true", help="add the sentence embedding to each line")
+    parser.add_switch("--embedding", help="add the sentence embedding to each line (default: false)")
     parser.add_argument(
         "--out-of-scope-threshold",
         type=float,
@@ -71,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         options["top_k"] = args.top_k
     if args.out_of_scope_threshold is not None:
         options["out_of_scope_threshold"] = args.out_of_scope_threshold
-    for result in predictor(read_texts(args.texts, args.file), **options):
+    results = predictor(read_texts(args.texts, args.file), **options)
+    if args.texts in ([], ["-"]) and not sys.stdout.isatty():  # lines from a file or stdin, results to a file or pipe
+        results = tqdm(results, total=count_lines(args.file), desc="predict", unit="text")
+    for result in results:
         print(json.dumps(result, ensure_ascii=False), flush=True)
     return 0

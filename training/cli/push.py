@@ -9,7 +9,8 @@ from .parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
-    """`multitask-bert push MODEL_DIR REPO_ID [--private] [--revision BRANCH] [--commit-message TEXT]`."""
+    """`multitask-bert push MODEL_DIR REPO_ID [--private] [--revision BRANCH] [--commit-message TEXT]
+    [--include-logs true]`."""
     parser = CommandParser(
         prog="multitask-bert push",
         description="Upload a saved model folder to the Hugging Face Hub, where it loads with "
@@ -24,6 +25,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--revision", metavar="BRANCH", help="push to this branch (created from main if missing)")
     parser.add_argument("--commit-message", help="summary of the commit")
+    parser.add_switch(
+        "--include-logs",
+        help="also upload the TensorBoard logs that `train` writes to MODEL_DIR/runs/ (shown on the Hub as training "
+        "metrics; default: false)",
+    )
     args = parser.parse_args(argv)
     commit = push_to_hub(
         args.model_dir,
@@ -31,6 +37,7 @@ def main(argv: list[str]) -> int:
         private=args.private,
         revision=args.revision,
         commit_message=args.commit_message,
+        include_logs=args.include_logs,
     )
     print(f"Pushed {args.model_dir} to {commit.repo_url} ({commit.commit_url})")
     return 0

@@ -16,11 +16,11 @@ from ...hub_card.hyperparameters import describe_training
 from ...hub_card.model_card import hub_base_model, write_model_card
 from ...modeling import MultiTaskBertModel, default_backbone_path
 from ..data import MultiTaskDataCollator, task_levels, tokenize_dataset
-from ..loading import check_model_location, load_tokenizer
+from ..loading import check_model_location, is_multitask_bert_model, load_tokenizer
 from ..out_of_scope import check_out_of_scope_fit, fit_out_of_scope, sentence_task_scores
 from ..output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
 from ..sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
-from ..tasks import head_specs, select_label_columns, trained_tasks, unknown_train_labels
+from ..tasks import grow_heads, head_specs, select_label_columns, trained_tasks, unknown_train_labels
 from ..trainer import MultiTaskTrainer, build_compute_metrics, set_loss_weighting
 from ..training_args import MultiTaskTrainingArguments, cpu_bf16_pays_off
 from .arguments import (
@@ -32,9 +32,20 @@ from .arguments import (
     OutputArguments,
     TrainDataArguments,
     check_subtoken_labels,
+    encoder_as_backbone,
 )
-from .parsing import command_parser, parse_dataclasses
+from .parsing import command_parser, parse_dataclasses, set_help
 from .report import metrics_table, show_examples, strip_prefix
+from .script_flags import (
+    SCRIPT_DEFAULTS,
+    SCRIPT_HELP,
+    keep_tensorboard_logs,
+    push_trained_model,
+    scored_splits,
+    take_over_hub_push,
+)
+
+logger = logging.getLogger(__name__)
 
 EVAL_RESULTS_FILE = "eval_results.json"
 
@@ -73,6 +84,8 @@ def dataset_and_model(
     model_args: ModelArguments, data_args: TrainDataArguments, out_of_scope_args: OutOfScopeArguments
 ) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
     """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
+    if model_args.model_name_or_path and not is_multitask_bert_model(model_args.model_name_or_path):
+        model_args = encoder_as_backbone(model_args)
     if model_args.model_name_or_path:
         new_model_options = [
             f"--{name}"
@@ -88,14 +101,14 @@ def dataset_and_model(
         model = MultiTaskBertModel.from_pretrained(model_args.model_name_or_path)
         label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
         tokenizer = load_tokenizer(model_args.model_name_or_path)
-        dataset = data_args.load(tokenizer, label_lists, out_of_scope_args.labels(model))
-        if "train" in dataset and (unknown := unknown_train_labels(dataset["train"], model.config.tasks)):
-            counts = ", ".join(f"{count} {task}" for task, count in unknown.items())
-            raise ValueError(
-                f"The train split has labels that {model_args.model_name_or_path} does not know ({counts}; the warning "
-                "above lists them): they would train as UNK. Continue on data within the model's labels, or train "
-                "a new model."
-            )
+        out_of_scope = out_of_scope_args.labels(model)
+        dataset = data_args.load(tokenizer, label_lists, out_of_scope)
+        if "train" in dataset and unknown_train_labels(dataset["train"], model.config.tasks):
+            grown = grow_heads(model, data_args.load(tokenizer, None, out_of_scope))
+            for task, labels in grown.items():
+                logger.info(f"New labels of {task} in the train split, added to its head (old ids kept): {labels}")
+            label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
+            dataset = data_args.load(tokenizer, label_lists, out_of_scope)
     else:
         backbone = model_args.backbone or default_backbone_path()
         check_model_location(backbone)
@@ -119,11 +132,14 @@ def main(argv: list[str]) -> int:
         [ModelArguments, TrainDataArguments, OutOfScopeArguments, OutputArguments, MultiTaskTrainingArguments],
         "multitask-bert train",
     )
-    parser.set_defaults(**TRAIN_DEFAULTS, **precision_defaults(argv))
+    parser.set_defaults(**TRAIN_DEFAULTS, **SCRIPT_DEFAULTS, **precision_defaults(argv))
+    set_help(parser, SCRIPT_HELP)
     model_args, data_args, out_of_scope_args, output_args, training_args = parse_dataclasses(parser, argv)
+    splits = scored_splits(parser, argv)
     out_of_scope_args.check()
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, output_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint))
+    repo_id = take_over_hub_push(training_args, output_dir)
     training_args.output_dir = str(checkpoints_dir(output_dir))
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if training_args.bf16 and training_args.use_cpu:
@@ -158,7 +174,7 @@ def main(argv: list[str]) -> int:
         out_of_scope_args.out_of_scope_threshold_rule,
         given_thresholds,
     )
-    eval_split = "validation" if "validation" in features else None
+    eval_split = "validation" if "validation" in features and "validation" in splits else None
     if eval_split is None:
         training_args.eval_strategy = "no"
     trainer = MultiTaskTrainer(
@@ -170,6 +186,7 @@ def main(argv: list[str]) -> int:
         processing_class=tokenizer,
         compute_metrics=build_compute_metrics(model.config, per_type=False),
     )
+    keep_tensorboard_logs(trainer, output_dir)
     # A bad STS file fails now, not after training.
     sts_pairs = read_sts_benchmark(data_args.sts_benchmark) if data_args.sts_benchmark else None
     base_sts = starting_model_sts(trainer, sts_pairs) if sts_pairs else None
@@ -189,6 +206,8 @@ def main(argv: list[str]) -> int:
         thresholds=given_thresholds,
         batch_size=training_args.per_device_eval_batch_size,
     )
+    # Stored examples are embedded again by the trained encoder (and the refitted detector's whitening).
+    model.refresh_examples(tokenizer, batch_size=training_args.per_device_eval_batch_size)
     trainer.save_model(str(output_dir))
 
     trainer.compute_metrics = build_compute_metrics(model.config)  # the final tables also score each entity type
@@ -199,7 +218,7 @@ def main(argv: list[str]) -> int:
                 model, features[split], trainer.data_collator, batch_size=training_args.per_device_eval_batch_size
             ),
         }
-        for split in ("validation", "test")
+        for split in splits
         if split in features
     }
     if trainer.is_world_process_zero():
@@ -210,7 +229,9 @@ def main(argv: list[str]) -> int:
         if sts_pairs:
             embedding_similarity = {
                 "split": sts_pairs.path.stem,
-                "spearman_cosine": sts_benchmark_spearman(output_dir, sts_pairs),
+                "spearman_cosine": sts_benchmark_spearman(
+                    output_dir, sts_pairs, show_progress=not training_args.disable_tqdm
+                ),
                 "base_spearman_cosine": base_sts,
             }
         write_card(output_dir, results, trainer, dataset, data_args, model_args, embedding_similarity)
@@ -218,6 +239,8 @@ def main(argv: list[str]) -> int:
             print(f"\n{split} split:\n{metrics_table(metrics, model.config)}")
         apply_umask(output_dir)
         show_examples(output_dir, dataset)
+        if repo_id is not None:
+            push_trained_model(output_dir, repo_id, training_args)
     return 0
 
 
@@ -228,7 +251,7 @@ def starting_model_sts(trainer: MultiTaskTrainer, sts_pairs: StsPairs) -> float 
     with tempfile.TemporaryDirectory() as folder:
         trainer.model.save_pretrained(folder)
         trainer.processing_class.save_pretrained(folder)
-        return sts_benchmark_spearman(folder, sts_pairs)
+        return sts_benchmark_spearman(folder, sts_pairs, show_progress=not trainer.args.disable_tqdm)
 
 
 def write_card(

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 from transformers import PreTrainedTokenizerBase, pipeline
+from transformers.utils.logging import tqdm
 
 from ...modeling import MultiTaskBertConfig
 from ...modeling.pipeline_multitask_bert import PIPELINE_TASK
@@ -48,12 +49,8 @@ def compare_models(
     records, e.g. `{"intent", "entities": [{"start", "end", "label"}]}`), also each model's scores against it
     (`fp32_*`, `int8_*`, `score_against_gold`) and the difference of their entity F1 (`<prefix>_f1_drop`).
     """
-    expected = pipeline(PIPELINE_TASK, model=reference, tokenizer=tokenizer)(
-        texts, batch_size=batch_size, return_embedding=True
-    )
-    found = pipeline(PIPELINE_TASK, model=candidate, tokenizer=tokenizer)(
-        texts, batch_size=batch_size, return_embedding=True
-    )
+    expected = pipeline_results(reference, tokenizer, texts, batch_size, "fp32")
+    found = pipeline_results(candidate, tokenizer, texts, batch_size, "int8")
     config = reference.config
     scores = score_results(found, [as_reference(result, config) for result in expected], config)
     metrics = {f"{task}_agreement": scores[f"{task}_accuracy"] for task in config.sentence_tasks}
@@ -73,6 +70,16 @@ def compare_models(
             if f"fp32_{prefix}_f1" in metrics:
                 metrics[f"{prefix}_f1_drop"] = metrics[f"fp32_{prefix}_f1"] - metrics[f"int8_{prefix}_f1"]
     return metrics
+
+
+def pipeline_results(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str], batch_size: int, name: str
+) -> list[dict]:
+    """The pipeline's results (with embeddings) of `model` on `texts`, with a progress bar named `name` (transformers'
+    tqdm, which its usual switches silence)."""
+    predictor = pipeline(PIPELINE_TASK, model=model, tokenizer=tokenizer)
+    results = predictor((text for text in texts), batch_size=batch_size, return_embedding=True)
+    return list(tqdm(results, total=len(texts), desc=name, unit="text"))
 
 
 def score_against_gold(results: list[dict], gold: list[dict], config: MultiTaskBertConfig) -> dict[str, float]:
