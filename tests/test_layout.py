@@ -89,6 +89,18 @@ def test_old_import_paths_still_work_and_say_where_things_went(old, name, new):
     assert getattr(module, name) is getattr(importlib.import_module(new_module), new_name)
 
 
+def test_the_old_export_helpers_still_answer_as_before():
+    with pytest.warns(DeprecationWarning):
+        import sys
+
+        sys.modules.pop("multitask_bert.training.export", None)
+        old = importlib.import_module("multitask_bert.training.export")
+    gold = [[{"entity_group": "TIME", "start": 0, "end": 3}], [{"entity_group": "PERSON", "start": 4, "end": 8}]]
+    shifted = [gold[0], [{"entity_group": "PERSON", "start": 4, "end": 9}]]
+    assert (old.entity_f1(gold, gold), old.entity_f1(gold, shifted), old.entity_f1([[]], [[]])) == (1.0, 0.5, 1.0)
+    assert (old.score_prefix("ner"), old.score_prefix("slots")) == ("entity", "slots")
+
+
 @pytest.mark.parametrize(("old", "new"), [("model_card", "card"), ("push", "push")])
 def test_old_command_entry_points_are_deprecated_aliases(old, new):
     module = importlib.import_module(f"multitask_bert.hub_card.{old}")

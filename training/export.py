@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+from ..modeling.configuration_multitask_bert import DEFAULT_TASK_NAMING
 from .cli.export import build_parser, main, read_eval_examples, read_lines
 from .onnx import (
     CRF_FILE,
@@ -32,6 +33,29 @@ warnings.warn(
     stacklevel=2,
 )
 
+
+def score_prefix(token_task: str) -> str:
+    """Deprecated: `config.task_metric_prefix(task)` (`entity` for the default `ner` task)."""
+    return DEFAULT_TASK_NAMING.get(token_task, {}).get("metric_prefix", token_task)
+
+
+def entity_f1(reference: list[list[dict]], predicted: list[list[dict]]) -> float:
+    """Deprecated: micro F1 of entities matched exactly by (text, type, start, end); the export now scores through
+    the `multitask_metrics` module (`training.onnx.quantization.score_results`)."""
+
+    def spans(results: list[list[dict]]) -> set[tuple]:
+        return {
+            (index, entity["entity_group"], entity["start"], entity["end"])
+            for index, entities in enumerate(results)
+            for entity in entities
+        }
+
+    expected, found = spans(reference), spans(predicted)
+    if not expected and not found:
+        return 1.0
+    return 2 * len(expected & found) / (len(expected) + len(found))
+
+
 __all__ = [
     "CRF_FILE",
     "EMBEDDING_OUTPUT",
@@ -44,6 +68,7 @@ __all__ = [
     "build_parser",
     "check_parity",
     "compare_models",
+    "entity_f1",
     "export_onnx",
     "main",
     "onnx_input_names",
@@ -54,4 +79,5 @@ __all__ = [
     "read_eval_examples",
     "read_lines",
     "score_against_gold",
+    "score_prefix",
 ]
