@@ -129,6 +129,19 @@ def test_examples_without_a_detector_are_compared_by_cosine(tokenizer, tmp_path)
     assert model.example_counts("intent") == {"book_table": 4, "set_alarm": 1}
 
 
+def test_examples_of_a_known_label_correct_the_head(tokenizer):
+    """Texts the head answers with one label, stored as examples of another known label, are answered with that
+    label from the examples; the head's answers elsewhere stay."""
+    model = tiny_model()
+    nlu = make_pipeline(model, tokenizer)
+    texts = ["wake me at seven", "set an alarm for six"]
+    head = [result["intent"]["label"] for result in nlu(texts)]
+    wanted = next(label for label in model.config.task_labels("intent") if label not in head)
+    model.add_examples("intent", texts, [wanted] * len(texts), tokenizer)
+    corrected = [result["intent"] for result in nlu(texts)]
+    assert [(answer["label"], answer["source"]) for answer in corrected] == [(wanted, "examples")] * len(texts)
+
+
 def test_growing_a_head_keeps_every_old_row_and_transition_bit_for_bit():
     model = tiny_model(use_crf=True, sentence_aware_token_heads=True)
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
