@@ -33,6 +33,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from out_of_scope import cli_arguments, read_jsonl  # benchmarks/out_of_scope.py: the same CLI runs
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -48,10 +50,6 @@ CONTINUE_RECIPE = {"num_train_epochs": 3}
 # ATIS: the accuracy benchmark's recipe (a CRF), 10 epochs; two slot types held out.
 ATIS_RECIPE = {"num_train_epochs": 10, "use_crf": True, "layerwise_lr_decay": 1.0}
 ATIS_NEW_SLOTS = ("airline_code", "flight_days")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -150,13 +148,6 @@ def prepare_atis(kind: str, folder: Path) -> None:
         (folder / split).mkdir(parents=True)
         for index, part in enumerate(("seq.in", "seq.out", "label")):
             (folder / split / part).write_text("".join(row[index] + "\n" for row in rows), encoding="utf-8")
-
-
-def cli_arguments(settings: dict) -> list[str]:
-    arguments = []
-    for key, value in settings.items():
-        arguments += [f"--{key}", json.dumps(value) if isinstance(value, bool) else str(value)]
-    return arguments
 
 
 def train_run(name: str, spec: dict, cache_dir: Path) -> Path:

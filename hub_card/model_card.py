@@ -8,11 +8,9 @@ folder alone); `dataset_summary` counts what the data holds.
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import platform
 import re
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from ..modeling.configuration_multitask_bert import (
     DEFAULT_TASKS,
     DEFAULT_TOKEN_TASK,
 )
+from . import moved_command_entry
 from .card_validation import validate_model_card
 
 # Where these lived before the card's parts had modules of their own.
@@ -490,13 +489,5 @@ def _framework_versions() -> dict[str, str]:
     return versions
 
 
-def __getattr__(name: str) -> Any:
-    """`main` moved to the command-line package (`multitask_bert.training.cli.card`); an alias for one release."""
-    if name != "main":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"{__name__}.main is deprecated and will be removed in 0.3: use multitask_bert.training.cli.card.main.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return importlib.import_module("multitask_bert.training.cli.card").main
+# `main` moved to the command line (`multitask_bert.training.cli.card`).
+__getattr__ = moved_command_entry(__name__, "card")

@@ -6,14 +6,12 @@ it is never passed around, printed, or written into the folder.
 
 from __future__ import annotations
 
-import importlib
 import json
-import warnings
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import CommitInfo, HfApi, get_token
 
+from . import moved_command_entry
 from .model_card import CARD_FILE, CARD_INPUTS_FILE, load_card_inputs, write_model_card
 
 # Trainer checkpoints and TensorBoard runs stay local (the runs go with `include_logs`), and pickles are never
@@ -92,13 +90,5 @@ def push_to_hub(
     )
 
 
-def __getattr__(name: str) -> Any:
-    """`main` moved to the command-line package (`multitask_bert.training.cli.push`); an alias for one release."""
-    if name != "main":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"{__name__}.main is deprecated and will be removed in 0.3: use multitask_bert.training.cli.push.main.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return importlib.import_module("multitask_bert.training.cli.push").main
+# `main` moved to the command line (`multitask_bert.training.cli.push`).
+__getattr__ = moved_command_entry(__name__, "push")
