@@ -31,9 +31,9 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 CACHE_DIR = Path.home() / ".cache" / "multitask-bert-benchmarks" / "out_of_scope"
 OUT_OF_SCOPE = "oos"
 
-# The CLINC150 recipe: the command line's defaults (layer-wise decay 0.9, heads at 10x the encoder's rate, embedding
-# preservation on) for 5 epochs, no evaluation during training.
-CLINC_RECIPE = {"num_train_epochs": 5}
+# The CLINC150 recipe: the command line's defaults when these runs were made (layer-wise decay 0.9, heads at 10x the
+# encoder's rate, embedding preservation on) for 5 epochs, no evaluation during training.
+CLINC_RECIPE = {"num_train_epochs": 5, "layerwise_lr_decay": 0.9}
 # ATIS: the accuracy benchmark's recipe (a CRF), 10 epochs.
 ATIS_RECIPE = {"num_train_epochs": 10, "use_crf": True, "layerwise_lr_decay": 1.0}
 OPEN_INTENT_RATIOS = (0.25, 0.5, 0.75)

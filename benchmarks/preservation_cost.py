@@ -27,6 +27,7 @@ from multitask_bert import MultiTaskBertModel, MultiTaskTrainer, MultiTaskTraini
 from multitask_bert.training.cli.train import TRAIN_DEFAULTS
 from multitask_bert.training.data import MultiTaskDataCollator, load_default_dataset, task_label_lists, tokenize_dataset
 from multitask_bert.training.embedding_preservation import TEACHER_EMBEDDING, add_teacher_embeddings
+from multitask_bert.training.recipe import recipe_epochs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -104,7 +105,7 @@ def main() -> None:
         args.repeats,
     )
     per_step = {name: seconds / args.steps for name, seconds in medians.items() if name.startswith("steps")}
-    main_job_steps = TRAIN_DEFAULTS["num_train_epochs"] * math.ceil(len(train) / batch_size)
+    main_job_steps = recipe_epochs(len(train), batch_size, demo_data=True) * math.ceil(len(train) / batch_size)
     baseline = main_job_steps * per_step["steps without the term"]
     cached = (
         main_job_steps * per_step["steps with cached teacher vectors"] + medians["teacher pass over the train split"]

@@ -33,10 +33,14 @@ def _warmup(args: TrainingArguments, total_steps: int | None) -> str:
 
 
 def describe_training(
-    args: TrainingArguments, total_steps: int | None = None, config: MultiTaskBertConfig | None = None
+    args: TrainingArguments,
+    total_steps: int | None = None,
+    config: MultiTaskBertConfig | None = None,
+    best_step: int | None = None,
 ) -> dict[str, str]:
     """`{what: how}` lines for the card from `TrainingArguments` (the `MultiTaskTrainingArguments` fields too, when
-    present), the number of optimizer steps taken and the trained model's `config` (its loss weighting)."""
+    present), the number of optimizer steps taken, the trained model's `config` (its loss weighting) and the step of
+    the checkpoint kept by `load_best_model_at_end`."""
     optimizer_key = getattr(args.optim, "value", str(args.optim))
     optimizer = OPTIMIZER_NAMES.get(optimizer_key, optimizer_key)
     if "adam" in optimizer_key:
@@ -72,6 +76,10 @@ def describe_training(
         "Training length": length,
         "Seed": str(args.seed),
     }
+    if args.load_best_model_at_end and args.metric_for_best_model:
+        lines["Checkpoint"] = f"the one with the best validation {args.metric_for_best_model.removeprefix('eval_')}"
+        if best_step is not None:
+            lines["Checkpoint"] += f" (step {best_step})"
     if args.bf16 or args.fp16:
         lines["Precision"] = "mixed, bfloat16" if args.bf16 else "mixed, float16"
     frozen = []

@@ -22,10 +22,7 @@ needs_atis = pytest.mark.skipif(
 
 def accuracy_script():
     """benchmarks/accuracy.py as a module."""
-    spec = importlib.util.spec_from_file_location("accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("accuracy")
 
 
 @pytest.fixture(scope="module")
@@ -236,11 +233,29 @@ def test_profile_step_splits_the_step_time_into_groups_for_both_precisions(tmp_p
 
 
 def profile_step_groups() -> list[str]:
-    spec = importlib.util.spec_from_file_location("profile_step", REPO_ROOT / "benchmarks" / "profile_step.py")
+    return list(benchmark_module("profile_step").GROUPS)
+
+
+def benchmark_module(name: str):
+    """benchmarks/<name>.py as a module (with benchmarks/ on sys.path while it imports, as when run as a script)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))  # it imports speed.py beside it
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     try:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
-    return list(module.GROUPS)
+    return module
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="the probe reads Linux's /proc")
+def test_peak_rss_probe_measures_the_child_alone():
+    """speed.py's probe reports what its child holds, however large the process that starts it: Linux carries
+    `ru_maxrss` across `exec`, so the old probe reported this test process's size."""
+    speed = benchmark_module("speed")
+    ballast = b"x" * (1024 * 2**20)  # this process now holds more than 1 GB
+    empty = speed.peak_rss_mb("pass")
+    known = speed.peak_rss_mb("data = b'y' * (300 * 2**20)")
+    del ballast
+    assert empty < 100
+    assert 295 <= known - empty < 320  # 300 MiB of bytes, give or take the interpreter's own pages

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import EvalPrediction, Trainer
+from transformers import EarlyStoppingCallback, EvalPrediction, Trainer
 from transformers.trainer_optimizer import is_optimizer_factory
 
 from ..modeling import MultiTaskBertConfig, MultiTaskBertModel
@@ -187,6 +187,13 @@ class MultiTaskTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._train_task_losses = TaskLossTracker()
         self._eval_task_losses = TaskLossTracker()
+        if self.args.early_stopping_patience:
+            if self.args.metric_for_best_model is None or self.args.eval_strategy == "no":
+                raise ValueError(
+                    "`early_stopping_patience` needs evaluation during training (`eval_strategy`, an eval dataset) "
+                    "and `metric_for_best_model`."
+                )
+            self.add_callback(EarlyStoppingCallback(self.args.early_stopping_patience))
 
     def call_model_init(self, trial=None) -> MultiTaskBertModel:
         model = configure_model(super().call_model_init(trial), self.args)

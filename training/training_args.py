@@ -79,6 +79,9 @@ class MultiTaskTrainingArguments(TrainingArguments):
             Weight of the embedding-preservation term in the joint loss: `1 - cosine` between each training
             example's sentence embedding and the embedding the model gave it before training (computed once, before
             the first step), so the embedding stays a general-purpose one. 0 turns it off.
+        early_stopping_patience (`int`, *optional*):
+            Stop when `metric_for_best_model` has not improved for this many evaluations (transformers'
+            [`~transformers.EarlyStoppingCallback`]; it needs `load_best_model_at_end`).
 
     `bf16=True` on a machine without any accelerator trains on the CPU under bf16 autocast (transformers alone would
     ask for `use_cpu=True` as well); it pays off on CPUs with native bf16 (AVX512-BF16 or AMX). With an accelerator
@@ -112,6 +115,14 @@ class MultiTaskTrainingArguments(TrainingArguments):
         },
     )
 
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training when --metric_for_best_model has not improved for this many evaluations "
+            "(transformers' EarlyStoppingCallback, with --load_best_model_at_end)."
+        },
+    )
+
     def __post_init__(self):
         if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not has_accelerator():
             logger.info("bf16 without an accelerator: training on the CPU under bf16 autocast.")
@@ -124,6 +135,8 @@ class MultiTaskTrainingArguments(TrainingArguments):
             raise ValueError(f"`head_learning_rate` must be >= 0, got {self.head_learning_rate}.")
         if self.embedding_preservation_weight < 0:
             raise ValueError(f"`embedding_preservation_weight` must be >= 0, got {self.embedding_preservation_weight}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
         if self.freeze_layers < 0:
             raise ValueError(f"`freeze_layers` must be >= 0, got {self.freeze_layers}.")
 

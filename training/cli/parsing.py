@@ -14,6 +14,15 @@ FLAG_STYLE = (
 )
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's help with each option's default, except where the help itself says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if "Default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class CommandParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` for a subcommand: no abbreviated options, and every `--dashed-option` also answers
     to `--dashed_option`, as `HfArgumentParser` does for the dataclass fields of `train` and `evaluate`."""
@@ -43,7 +52,9 @@ TRAINER_DEBUG_HELP = (
 def command_parser(dataclass_types: list[type], prog: str) -> HfArgumentParser:
     """An HfArgumentParser for a subcommand: abbreviated options refused, the flag style in the help, and the help of
     `TrainingArguments.debug` telling it from the traceback switch."""
-    parser = HfArgumentParser(dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE)
+    parser = HfArgumentParser(
+        dataclass_types, prog=prog, allow_abbrev=False, epilog=FLAG_STYLE, formatter_class=DefaultsHelpFormatter
+    )
     set_help(parser, {"debug": TRAINER_DEBUG_HELP})
     return parser
 
@@ -54,6 +65,17 @@ def set_help(parser: argparse.ArgumentParser, helps: dict[str, str]) -> None:
     for action in parser._actions:
         if action.dest in helps:
             action.help = helps[action.dest]
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the options `argv` gives (in either spelling), whatever their value: argparse fills in a
+    default only where the namespace it parses into lacks the attribute."""
+    unset = object()
+    namespace = argparse.Namespace(
+        **{action.dest: unset for action in parser._actions if action.dest != argparse.SUPPRESS}
+    )
+    parsed, _ = parser.parse_known_args(argv, namespace=namespace)
+    return {dest for dest, value in vars(parsed).items() if value is not unset}
 
 
 def parse_dataclasses(parser: HfArgumentParser, argv: list[str]) -> tuple:

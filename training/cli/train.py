@@ -19,6 +19,7 @@ from ..data import MultiTaskDataCollator, task_levels, tokenize_dataset
 from ..loading import check_model_location, is_multitask_bert_model, load_tokenizer
 from ..out_of_scope import check_out_of_scope_fit, fit_out_of_scope, sentence_task_scores
 from ..output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
+from ..recipe import apply_training_recipe, recipe_model_options, selection_metric
 from ..sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
 from ..tasks import grow_heads, head_specs, select_label_columns, trained_tasks, unknown_train_labels
 from ..trainer import MultiTaskTrainer, build_compute_metrics, set_loss_weighting
@@ -34,7 +35,7 @@ from .arguments import (
     check_subtoken_labels,
     encoder_as_backbone,
 )
-from .parsing import command_parser, parse_dataclasses, set_help
+from .parsing import command_parser, given_options, parse_dataclasses, set_help
 from .report import metrics_table, show_examples, strip_prefix
 from .script_flags import (
     SCRIPT_DEFAULTS,
@@ -49,14 +50,12 @@ logger = logging.getLogger(__name__)
 
 EVAL_RESULTS_FILE = "eval_results.json"
 
-# The main job's recipe: `multitask-bert train` with no arguments trains on the embedded data in a few minutes on
-# 2 CPU cores. Every value can be overridden on the command line.
+# The recipe's fixed part (the training length, the CRF and the checkpoint choice depend on the data: `..recipe`).
+# Every value can be overridden on the command line.
 TRAIN_DEFAULTS = dict(
     output_dir="multitask-bert-model",
-    num_train_epochs=3,
     learning_rate=1e-4,
     head_learning_rate=1e-3,
-    layerwise_lr_decay=0.9,
     per_device_train_batch_size=32,
     per_device_eval_batch_size=64,
     warmup_steps=0.1,
@@ -80,10 +79,26 @@ def precision_defaults(argv: list[str]) -> dict[str, bool]:
     return {"bf16": cpu_bf16_pays_off() and not names_fp16}
 
 
+RECIPE_HELP = {
+    "num_train_epochs": "Default: set by the size of the train split, enough epochs for 2800 optimizer steps within "
+    "10 to 20 (3 for the embedded demo data); see docs/training.md#the-default-recipe.",
+    "use_crf": "Whether token-level heads decode with a CRF. Default: true for a new model when the data has a "
+    "token-level task (a continued model keeps its own).",
+    "load_best_model_at_end": "Keep the checkpoint with the best validation --metric_for_best_model. Default: true "
+    "when there is a validation split and every saved checkpoint is evaluated.",
+    "metric_for_best_model": "Default: validation sentence accuracy (every task right) for several tasks, else the "
+    "task's accuracy or entity F1.",
+}
+
+
 def dataset_and_model(
-    model_args: ModelArguments, data_args: TrainDataArguments, out_of_scope_args: OutOfScopeArguments
+    model_args: ModelArguments,
+    data_args: TrainDataArguments,
+    out_of_scope_args: OutOfScopeArguments,
+    given: set[str],
 ) -> tuple[DatasetDict, MultiTaskBertModel, PreTrainedTokenizerBase]:
-    """The data and a new model on a backbone, or a trained model (`--model_name_or_path`) and the data in its ids."""
+    """The data and a new model on a backbone (with the recipe's options the command line did not `given`), or a
+    trained model (`--model_name_or_path`) and the data in its ids."""
     if model_args.model_name_or_path and not is_multitask_bert_model(model_args.model_name_or_path):
         model_args = encoder_as_backbone(model_args)
     if model_args.model_name_or_path:
@@ -114,12 +129,11 @@ def dataset_and_model(
         check_model_location(backbone)
         tokenizer = load_tokenizer(backbone)
         dataset = data_args.load(tokenizer, out_of_scope=out_of_scope_args.labels())
-        model = MultiTaskBertModel.from_backbone(
-            backbone,
-            tasks=head_specs(dataset, data_args.tasks),
-            tokenizer=tokenizer,
-            **{name: getattr(model_args, name) for name in NEW_MODEL_OPTIONS},
-        )
+        tasks = head_specs(dataset, data_args.tasks)
+        options = {name: getattr(model_args, name) for name in NEW_MODEL_OPTIONS}
+        token_tasks = [task for task, spec in tasks.items() if spec["level"] == "token"]
+        options.update(recipe_model_options(token_tasks, given))
+        model = MultiTaskBertModel.from_backbone(backbone, tasks=tasks, tokenizer=tokenizer, **options)
     if "train" not in dataset:
         raise ValueError(f"The data has no train split (it has {list(dataset)}).")
     set_loss_weighting(model, model_args.task_weights, model_args.uncertainty_weighting)
@@ -133,7 +147,8 @@ def main(argv: list[str]) -> int:
         "multitask-bert train",
     )
     parser.set_defaults(**TRAIN_DEFAULTS, **SCRIPT_DEFAULTS, **precision_defaults(argv))
-    set_help(parser, SCRIPT_HELP)
+    set_help(parser, {**SCRIPT_HELP, **RECIPE_HELP})
+    given = given_options(parser, argv)
     model_args, data_args, out_of_scope_args, output_args, training_args = parse_dataclasses(parser, argv)
     splits = scored_splits(parser, argv)
     out_of_scope_args.check()
@@ -146,7 +161,7 @@ def main(argv: list[str]) -> int:
         logging.getLogger(__name__).info("Training on the CPU under bf16 autocast (`--bf16 false` trains in fp32).")
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
-    dataset, model, tokenizer = dataset_and_model(model_args, data_args, out_of_scope_args)
+    dataset, model, tokenizer = dataset_and_model(model_args, data_args, out_of_scope_args, given)
     data_tasks = list(task_levels(dataset["train"].features))
     trained = trained_tasks(model.config, data_tasks, data_args.tasks)
     # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
@@ -177,6 +192,17 @@ def main(argv: list[str]) -> int:
     eval_split = "validation" if "validation" in features and "validation" in splits else None
     if eval_split is None:
         training_args.eval_strategy = "no"
+    eval_columns = features[eval_split].column_names if eval_split else []
+    scored = [task for task in model.config.tasks if f"{task}_labels" in eval_columns]
+    chosen = apply_training_recipe(
+        training_args,
+        given,
+        len(features["train"]),
+        demo_data=data_args.data is None,
+        metric=selection_metric(model.config, scored) if scored else None,
+    )
+    if chosen:
+        logger.info("Recipe (the options not given): %s.", "; ".join(chosen))
     trainer = MultiTaskTrainer(
         model=model,
         args=training_args,
@@ -275,7 +301,9 @@ def write_card(
             for split, counts in summarize_dataset(dataset).items()
         },
         synthetic_data=data_args.data is None,
-        hyperparameters=describe_training(trainer.args, trainer.state.global_step, trainer.model.config),
+        hyperparameters=describe_training(
+            trainer.args, trainer.state.global_step, trainer.model.config, trainer.state.best_global_step
+        ),
         base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
         widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
         embedding_preservation_weight=trainer.args.embedding_preservation_weight,
