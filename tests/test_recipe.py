@@ -123,6 +123,15 @@ def test_early_stopping_without_validation_is_one_error_line(tmp_path, small_dat
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
+def test_a_metric_the_evaluation_lacks_is_one_error_line(tmp_path, small_data, tiny_backbone_dir):
+    result = run_cli("train", "--data", str(small_data), "--backbone", str(tiny_backbone_dir), "--output-dir",
+                     str(tmp_path / "out"), *QUIET, "--num-train-epochs", "1", "--metric-for-best-model", "intent_acc",
+                     cwd=tmp_path)  # fmt: skip
+    last = assert_one_error_line(result, "train", re.escape("'eval_intent_acc'"))
+    assert "eval_intent_accuracy" in last  # the metrics there are
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 def test_help_says_what_the_recipe_sets(tmp_path):
     result = run_cli("train", "--help", cwd=tmp_path)
     help_text = "".join(result.stdout.split())  # argparse wraps lines, at hyphens too

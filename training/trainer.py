@@ -195,6 +195,14 @@ class MultiTaskTrainer(Trainer):
                 )
             self.add_callback(EarlyStoppingCallback(self.args.early_stopping_patience))
 
+    def _determine_best_metric(self, metrics: dict[str, float], trial=None) -> bool:
+        """transformers' choice of the best checkpoint, with a `metric_for_best_model` the evaluation lacks as a
+        `ValueError` naming the metrics there are (one error line on the command line), not a `KeyError`."""
+        try:
+            return super()._determine_best_metric(metrics, trial)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+
     def call_model_init(self, trial=None) -> MultiTaskBertModel:
         model = configure_model(super().call_model_init(trial), self.args)
         if getattr(self, "is_in_train", False):  # `train()` starts from this new model: it teaches this run
