@@ -25,6 +25,7 @@ from ..modeling.configuration_multitask_bert import (
     DEFAULT_TASKS,
     DEFAULT_TOKEN_TASK,
 )
+from ..modeling.modeling_multitask_bert import standard_head_task
 from . import moved_command_entry
 from .card_validation import validate_model_card
 
@@ -41,9 +42,10 @@ LOSS_PLOT_FILE = "training_loss.png"
 TRAINER_STATE_FILE = "trainer_state.json"
 PACKAGED_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-# One pipeline tag per repo on the Hub. The joint pipeline returns entity spans (plus the intent) for one input
-# text, which is what the token-classification widget and search filter stand for (slot-filling / NER models are
-# listed there); the other abilities go into `tags`.
+# One pipeline tag per repo on the Hub. The model works in transformers' token-classification pipeline (the `ner`
+# head, `MultiTaskBertForTokenClassification`), and the joint pipeline returns entity spans (plus the intent), what the
+# Hub's token-classification search filter stands for (slot-filling / NER models are listed there); the other
+# abilities go into `tags`. No `widget`: the Hub's inference widgets do not run remote code.
 PIPELINE_TAG = "token-classification"
 TAGS = [
     "multitask",
@@ -135,7 +137,7 @@ def build_model_card(
     language: str = "en",
     license: str = "apache-2.0",
     repo_id: str | None = None,
-    widget_examples: list[str] | None = None,
+    snippet_examples: list[str] | None = None,
     embedding_preservation_weight: float | None = None,
     embedding_similarity: dict[str, Any] | None = None,
 ) -> ModelCard:
@@ -154,7 +156,7 @@ def build_model_card(
         hyperparameters: `{name: value}`, e.g. `transformers.modelcard.extract_hyperparameters_from_trainer(trainer)`.
         base_model: Hub id of the backbone (see `hub_base_model`).
         repo_id: Hub repo the card is for; usage snippets load it (else the folder path).
-        widget_examples: example inputs for the Hub widget and the snippets.
+        snippet_examples: example inputs for the usage snippets.
         embedding_preservation_weight: weight of the embedding-preservation term the model trained with (0: none).
         embedding_similarity: the sentence embedding's STS Benchmark score, `{"split": "test", "spearman_cosine": x,
             "base_spearman_cosine": y}` (`y`: the model training started from, if measured).
@@ -169,7 +171,7 @@ def build_model_card(
         embedding_similarity = {"split": "test", "base_spearman_cosine": None, **embedding_similarity}
     dataset_summary = dataset_summary or {}
     _check_dataset_summary(dataset_summary, config)
-    examples = list(widget_examples or DEFAULT_EXAMPLES)
+    examples = list(snippet_examples or DEFAULT_EXAMPLES)
     model_name = (repo_id or model_dir.resolve().name).split("/")[-1]
 
     card_data = ModelCardData(
@@ -191,7 +193,6 @@ def build_model_card(
             + _sts_eval_results(embedding_similarity)
         )
         or None,
-        widget=[{"text": example} for example in examples],
     )
     tasks = [_task_view(name, config, dataset_summary) for name in config.tasks]
     _, training_lines, _ = parse_log_history(log_history or [])
@@ -228,6 +229,8 @@ def build_model_card(
         sentence_tasks=[task for task in tasks if task["level"] == "sentence"],
         token_tasks=[task for task in tasks if task["level"] == "token"],
         pipeline_task=next(iter(getattr(config, "custom_pipelines", None) or {}), None),
+        text_classification_task=standard_head_task(config, "sentence") if config.sentence_tasks else None,
+        token_classification_task=standard_head_task(config, "token") if config.token_tasks else None,
         dataset_name=dataset_name,
         dataset_id=dataset_id,
         synthetic_data=synthetic_data,

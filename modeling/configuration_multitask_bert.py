@@ -33,6 +33,9 @@ OUT_OF_SCOPE_METHODS = tuple(OUT_OF_SCOPE_SCORE_RANGES)
 OUT_OF_SCOPE_METHODS_WITH_VECTORS = ("mahalanobis", "knn")
 # How a sentence-level task's stored examples are compared with an input (`MultiTaskBertModel.add_examples`).
 EXAMPLE_METRICS = ("mahalanobis", "cosine")
+# How much of the error that a mean of `n` examples adds to a Mahalanobis distance (`hidden_size / n`) is taken off
+# a prototype's distances (`ExampleMemory`): chosen on CLINC150's validation split by benchmarks/grow.py.
+DEFAULT_EXAMPLE_ERROR_SCALE = 1.0
 DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
     "ner": {"level": "token", "labels": ["O"]},
@@ -99,7 +102,8 @@ class MultiTaskBertConfig(PreTrainedConfig):
             the number of fitted vectors the method keeps in the weights (class means or train embeddings). A
             sentence-level task may keep `"examples"`, `{"texts": [...], "labels": [...], "metric": ...}`: labelled
             utterances whose vectors are in the weights, answered from besides the head (`metric` one of
-            `EXAMPLE_METRICS`; `"cosine"` also has the `"threshold"` of its distances).
+            `EXAMPLE_METRICS`; `"cosine"` also has the `"threshold"` of its distances, `"mahalanobis"` the
+            `"error_scale"` of `ExampleMemory`).
         sentence_aware_token_heads (`bool`, defaults to `False`):
             Token-level heads also read the sentence-level heads' predictions: every token's features get, per
             sentence task, a learned vector of its predicted label distribution (the softmax of its logits through a
@@ -128,7 +132,7 @@ class MultiTaskBertConfig(PreTrainedConfig):
 
     model_type = "multitask_bert"
     sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
-    keys_to_ignore_at_inference = ["losses", "hidden_states", "attentions"]
+    keys_to_ignore_at_inference = ["losses", "last_hidden_state", "hidden_states", "attentions"]
 
     encoder: PreTrainedConfig | dict | None = None
     pooling: str = "mean"

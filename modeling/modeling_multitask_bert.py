@@ -15,11 +15,17 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.modeling_outputs import BaseModelOutputWithPooling, ModelOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    ModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file
 
 from .configuration_multitask_bert import (
+    DEFAULT_EXAMPLE_ERROR_SCALE,
     DEFAULT_SENTENCE_TASK,
     DEFAULT_TOKEN_TASK,
     OUT_OF_SCOPE_METHODS_WITH_VECTORS,
@@ -51,6 +57,9 @@ class MultiTaskBertOutput(ModelOutput):
             Joint loss over the tasks whose `<task>_labels` were given.
         losses (`dict[str, torch.FloatTensor]`, *optional*):
             Unweighted loss of each task whose labels were given.
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, seq_len, hidden_size)`):
+            The encoder's token states, first of the outputs without labels as in transformers' encoders (so the
+            `feature-extraction` pipeline gives what it gives for the backbone).
         logits (`dict[str, torch.FloatTensor]`):
             Per task: `(batch, num_labels)` for sentence-level heads, `(batch, seq_len, num_labels)` for token ones.
         sentence_embedding (`torch.FloatTensor` of shape `(batch, hidden_size)`):
@@ -71,12 +80,14 @@ class MultiTaskBertOutput(ModelOutput):
             `(batch, num_example_labels)` distance to each label's examples (lower: nearer; `ExampleMemory`) of each
             sentence-level task with examples (`config.task_examples(task)`), in the order of its `labels`.
 
-    Unlike single-task transformers models, `logits` is a dict (one entry per task head) and there is no
-    `last_hidden_state` (`get_text_features` returns it, with the sentence embedding as `pooler_output`).
+    Unlike single-task transformers models, `logits` is a dict (one entry per task head);
+    `MultiTaskBertForSequenceClassification` and `MultiTaskBertForTokenClassification` give one head's as the standard
+    outputs.
     """
 
     loss: torch.FloatTensor | None = None
     losses: dict[str, torch.FloatTensor] | None = None
+    last_hidden_state: torch.FloatTensor | None = None
     logits: dict[str, torch.FloatTensor] | None = None
     sentence_embedding: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -131,17 +142,19 @@ class ExampleMemory(nn.Module):
     per label a prototype, the mean of its examples' vectors, and the distance of an input to each prototype:
 
     - `"mahalanobis"` (the task has a Mahalanobis out-of-scope detector): the squared distance of the whitened head
-      input, on the scale of the detector's distance to the head's own class means, so the two compare; less the
-      error that a mean of only `n` examples adds to it on average (`hidden_size / n`: whitened vectors have unit
-      variance per dimension), so a label with few examples is not pushed away for having few;
+      input, on the scale of the detector's distance to the head's own class means, so the two compare; less
+      `error_scale` times the error that a mean of only `n` examples adds to it on average (`hidden_size / n`:
+      whitened vectors have unit variance per dimension), so a label with few examples is not pushed away for having
+      few;
     - `"cosine"`: 1 - the cosine similarity of the sentence embedding to the normalised mean embedding.
 
     The examples' vectors are buffers too, so removing a label's examples recomputes the prototypes without them.
     """
 
-    def __init__(self, metric: str, num_labels: int, size: int, hidden_size: int):
+    def __init__(self, metric: str, num_labels: int, size: int, hidden_size: int, error_scale: float = 1.0):
         super().__init__()
         self.metric = metric
+        self.error_scale = error_scale
         self.register_buffer("features", torch.zeros(size, hidden_size))
         self.register_buffer("embeddings", torch.zeros(size, hidden_size))
         self.register_buffer("label_ids", torch.zeros(size, dtype=torch.long))
@@ -176,7 +189,7 @@ class ExampleMemory(nn.Module):
         if self.metric == "mahalanobis":
             whitened = features.float() @ whitening.float()
             differences = whitened.unsqueeze(1) - self.prototypes.float().unsqueeze(0)
-            mean_error = self.prototypes.shape[1] / self.counts.float()
+            mean_error = self.error_scale * self.prototypes.shape[1] / self.counts.float()
             return (differences * differences).sum(dim=-1) - mean_error
         return 1.0 - nn.functional.normalize(embedding.float(), dim=-1) @ self.prototypes.float().T
 
@@ -398,7 +411,11 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         self.example_memories = nn.ModuleDict(
             {
                 name: ExampleMemory(
-                    examples["metric"], len(dict.fromkeys(examples["labels"])), len(examples["labels"]), hidden_size
+                    examples["metric"],
+                    len(dict.fromkeys(examples["labels"])),
+                    len(examples["labels"]),
+                    hidden_size,
+                    examples.get("error_scale", DEFAULT_EXAMPLE_ERROR_SCALE),
                 )
                 for name in config.sentence_tasks
                 if (examples := config.task_examples(name)) is not None
@@ -414,6 +431,12 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         self.config.custom_pipelines = {
             **(getattr(config, "custom_pipelines", None) or {}),
             PIPELINE_TASK: {"impl": f"{pipeline_module}.{JointIntentNerPipeline.__name__}", "pt": ["AutoModel"]},
+        }
+        # And the one-head views of the standard pipelines (`save_pretrained` adds `AutoConfig` and `AutoModel`).
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            **(getattr(config, "auto_map", None) or {}),
+            **{auto_class: f"{module}.{name}" for auto_class, name in STANDARD_HEAD_CLASSES.items()},
         }
         self.post_init()
 
@@ -508,7 +531,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         encoded, pooled, embedding = self._encode(
             input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
         )
-        token_states = encoded.last_hidden_state
+        token_states = last_hidden_state = encoded.last_hidden_state
         if self.head_pooling is not None:
             pooled = self.head_pooling(token_states, attention_mask)
         pooled_features = self.dropout(pooled)
@@ -527,6 +550,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         output = MultiTaskBertOutput(
             loss=loss,
             losses=losses or None,
+            last_hidden_state=last_hidden_state,
             logits=logits,
             sentence_embedding=embedding,
             hidden_states=encoded.hidden_states,
@@ -649,6 +673,15 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             features, embeddings = self._embed_texts(examples["texts"], tokenizer, batch_size)
             self._set_examples(task, examples["texts"], examples["labels"], features, embeddings)
 
+    def set_example_error_scale(self, task: str, error_scale: float) -> None:
+        """How much of a few-example prototype's expected error `task`'s Mahalanobis example distances take off
+        (`ExampleMemory`; saved in the config)."""
+        examples = self.config.task_examples(task)
+        if examples is None or examples["metric"] != "mahalanobis":
+            raise ValueError(f"Task {task!r} has no examples compared by Mahalanobis distance.")
+        examples["error_scale"] = float(error_scale)
+        self.example_memories[task].error_scale = float(error_scale)
+
     def example_counts(self, task: str) -> dict[str, int]:
         """How many stored examples each label of the sentence-level `task` has (none: `{}`)."""
         labels = (self.config.task_examples(task) or {}).get("labels", [])
@@ -661,12 +694,17 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         metric = "mahalanobis" if detector is not None and detector["method"] == "mahalanobis" else "cosine"
         names = list(dict.fromkeys(labels))
         label_ids = torch.tensor([names.index(label) for label in labels], device=features.device)
-        memory = ExampleMemory(metric, len(names), len(labels), self.config.encoder.hidden_size).to(features.device)
+        previous = self.config.task_examples(task) or {}
+        error_scale = float(previous.get("error_scale", DEFAULT_EXAMPLE_ERROR_SCALE))
+        hidden_size = self.config.encoder.hidden_size
+        memory = ExampleMemory(metric, len(names), len(labels), hidden_size, error_scale).to(features.device)
         whitening = self.out_of_scope_scorers[task].whitening if metric == "mahalanobis" else None
         memory.fill(features, embeddings, label_ids, whitening)
         examples = {"texts": list(texts), "labels": list(labels), "metric": metric}
         if metric == "cosine":
             examples["threshold"] = _cosine_threshold(embeddings, label_ids)
+        else:
+            examples["error_scale"] = error_scale
         self.config.tasks[task]["examples"] = examples
         self.config.validate_tasks()
         self.example_memories[task] = memory
@@ -892,6 +930,131 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
             )
         weights = self.config.task_weights or {}
         return sum(weights.get(name, 1.0) * loss for name, loss in losses.items())
+
+
+class MultiTaskBertForSequenceClassification(MultiTaskBertModel):
+    """
+    One sentence-level task of a `MultiTaskBertModel` as a transformers sequence classifier:
+    `AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)` and the
+    `text-classification` pipeline. The task is `task` (a keyword of `from_pretrained`), else `intent` if the model has
+    it, else its first sentence-level task; `config.id2label` becomes that task's labels. The logits are the head's,
+    divided by its calibration temperature with `UNK` masked out, as the joint pipeline scores them. The weights are
+    the whole model's, so the same folder loads as either class.
+    """
+
+    def __init__(self, config: MultiTaskBertConfig, task: str | None = None):
+        super().__init__(config)
+        self.task = standard_head_task(config, "sentence", task)
+        _show_task_labels(config, self.task)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
+            The task's label ids; the loss is then that task's alone.
+        """
+        output = super().forward(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **({f"{self.task}_labels": labels} if labels is not None else {}),
+        )
+        labels_of_task = self.config.task_labels(self.task)
+        logits = answerable_logits(labels_of_task, output.logits[self.task], self.config.task_temperature(self.task))
+        result = SequenceClassifierOutput(
+            loss=output.losses[self.task] if labels is not None else None,
+            logits=logits,
+            hidden_states=output.hidden_states,
+            attentions=output.attentions,
+        )
+        return result if self._return_dict(return_dict) else result.to_tuple()
+
+
+class MultiTaskBertForTokenClassification(MultiTaskBertModel):
+    """
+    One token-level task of a `MultiTaskBertModel` as a transformers token classifier:
+    `AutoModelForTokenClassification.from_pretrained(model_dir, trust_remote_code=True)` and the
+    `token-classification` pipeline (use `aggregation_strategy="first"` or `"simple"`: the head labels a word's first
+    sub-token). The task is `task`, else `ner` if the model has it, else its first token-level task;
+    `config.id2label` becomes its tags, where the tags that are no BIO tag (`PAD`, `UNK` of JointBERT label files)
+    read `O`, as the joint pipeline reads them. The logits are the head's emission scores: that pipeline takes each
+    token's best tag, so a CRF's transitions are not applied (the joint pipeline decodes them).
+    """
+
+    def __init__(self, config: MultiTaskBertConfig, task: str | None = None):
+        super().__init__(config)
+        self.task = standard_head_task(config, "token", task)
+        _show_task_labels(config, self.task)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch, seq_len)`, *optional*):
+            The task's tag ids (`-100` ignored); the loss is then that task's alone.
+        """
+        output = super().forward(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **({f"{self.task}_labels": labels} if labels is not None else {}),
+        )
+        result = TokenClassifierOutput(
+            loss=output.losses[self.task] if labels is not None else None,
+            logits=output.logits[self.task],
+            hidden_states=output.hidden_states,
+            attentions=output.attentions,
+        )
+        return result if self._return_dict(return_dict) else result.to_tuple()
+
+
+STANDARD_HEAD_CLASSES = {
+    "AutoModelForSequenceClassification": MultiTaskBertForSequenceClassification.__name__,
+    "AutoModelForTokenClassification": MultiTaskBertForTokenClassification.__name__,
+}
+
+
+def standard_head_task(config: MultiTaskBertConfig, level: str, task: str | None = None) -> str:
+    """The task a one-head view of `level` shows: `task`, else the default one (`intent`, `ner`) if the model has it,
+    else its first of that level; a `ValueError` naming the tasks there are if there is none such."""
+    tasks = config.sentence_tasks if level == "sentence" else config.token_tasks
+    default = DEFAULT_SENTENCE_TASK if level == "sentence" else DEFAULT_TOKEN_TASK
+    chosen = task or (default if default in tasks else next(iter(tasks), None))
+    if chosen not in tasks:
+        raise ValueError(f"No {level}-level task {chosen!r} in this model; its {level}-level tasks: {list(tasks)}.")
+    return chosen
+
+
+def _show_task_labels(config: MultiTaskBertConfig, task: str) -> None:
+    """Set `config.id2label` / `label2id` to `task`'s labels, tags that are no BIO tag read as `O`."""
+    labels = config.task_labels(task)
+    config.label2id = {label: index for index, label in enumerate(labels)}
+    if task in config.token_tasks:
+        labels = [label if label.partition("-")[0] in ("B", "I") and "-" in label else "O" for label in labels]
+    config.id2label = dict(enumerate(labels))
 
 
 def _accepts(function, parameter: str) -> bool:

@@ -134,7 +134,7 @@ def card_inputs(trained) -> dict:
         synthetic_data=True,
         hyperparameters=trained["hyperparameters"],
         base_model=hub_base_model(default_backbone_path()),
-        widget_examples=["wake me up at 6 tomorrow", 'cancel my "dentist" appointment'],
+        snippet_examples=["wake me up at 6 tomorrow", 'cancel my "dentist" appointment'],
     )
 
 
@@ -154,7 +154,7 @@ def test_metadata_and_model_index_come_from_the_run(model_dir, trained):
     assert required_tags <= set(metadata["tags"])
     assert metadata["base_model"] == PACKAGED_BASE_MODEL
     assert (metadata["language"], metadata["license"]) == ("en", "apache-2.0")
-    assert metadata["widget"] == [{"text": "wake me up at 6 tomorrow"}, {"text": 'cancel my "dentist" appointment'}]
+    assert "widget" not in metadata  # the Hub's widgets do not run remote code
 
     model_name, results = model_index_to_eval_results(metadata["model-index"])
     assert model_name == "model"
@@ -280,9 +280,11 @@ def test_usage_snippets_run_without_the_project(model_dir, trained, tmp_path):
     card = write_model_card(model_dir, **card_inputs(trained))
     snippets = re.findall(r"```python\n(.*?)```", card.text, flags=re.DOTALL)
     has_pipeline = (model_dir / "pipeline_multitask_bert.py").is_file()
-    assert len(snippets) == (3 if has_pipeline else 2)
+    assert len(snippets) == (4 if has_pipeline else 2)
     result = run_without_project("\n".join(snippets), tmp_path)
     assert "Do you wish to run the custom code" not in result.stdout + result.stderr  # runs without a prompt
     intent_line = next(line for line in result.stdout.splitlines() if line.startswith("intent:"))
     assert intent_line.removeprefix("intent: ") in INTENTS + ["UNK"]
+    if has_pipeline:  # transformers' text-classification pipeline printed the intent head's three best labels
+        assert len(re.findall(r"\{'label': '(?:" + "|".join(INTENTS) + r")', 'score'", result.stdout)) >= 3
     assert re.search(r"tensor\(\[\[1\.0000, [-\d.]+\],\s+\[[-\d.]+, 1\.0000\]\]\)", result.stdout)  # similarity

@@ -23,6 +23,8 @@ def test_saved_model_loads_and_matches_without_project(tmp_path, tokenizer):
     assert json.loads((model_dir / "config.json").read_text())["auto_map"] == {
         "AutoConfig": "configuration_multitask_bert.MultiTaskBertConfig",
         "AutoModel": "modeling_multitask_bert.MultiTaskBertModel",
+        "AutoModelForSequenceClassification": "modeling_multitask_bert.MultiTaskBertForSequenceClassification",
+        "AutoModelForTokenClassification": "modeling_multitask_bert.MultiTaskBertForTokenClassification",
     }
 
     texts = ["wake me at 7", "cancel lunch with Anna on friday"]

@@ -251,7 +251,7 @@ def test_tuple_outputs_by_keyword_and_by_config(tokenizer):
     assert isinstance(as_tuple, tuple) and isinstance(by_config, tuple)
     assert isinstance(keyword_wins, MultiTaskBertOutput)
     for found in (as_tuple, by_config):
-        assert len(found) == len(as_dict.to_tuple()) == 5  # loss, losses, logits, sentence_embedding, hidden_states
+        assert len(found) == len(as_dict.to_tuple()) == 6  # loss, losses, last_hidden_state, logits, embedding, states
         for left, right in zip(found, as_dict.to_tuple(), strict=True):
             if isinstance(left, torch.Tensor):
                 assert torch.equal(left, right)

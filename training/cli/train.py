@@ -305,7 +305,7 @@ def write_card(
             trainer.args, trainer.state.global_step, trainer.model.config, trainer.state.best_global_step
         ),
         base_model=hub_base_model(model_args.model_name_or_path or model_args.backbone),
-        widget_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
+        snippet_examples=list(dataset["test"]["text"][:2]) if "test" in dataset else None,
         embedding_preservation_weight=trainer.args.embedding_preservation_weight,
         embedding_similarity=embedding_similarity,
     )
