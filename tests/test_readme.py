@@ -156,7 +156,7 @@ def assistant_records(count: int, offset: int) -> list[dict]:
 @pytest.mark.slow
 def test_python_training_block_runs_as_written(tmp_path, hub):
     """README's Python training path as written: the packaged backbone on a small JSONL folder, pushed to the double."""
-    example = python_block("MultiTaskTrainer(")
+    example = python_block("MultiTaskTrainer.from_data(")
     data_dir = re.search(r'load_data\("([^"]+)"', example).group(1)
     repo_id = re.search(r'push_to_hub\("[^"]+", "([^"]+)"\)', example).group(1)
     model_dir = re.search(r'trainer\.save_model\("([^"]+)"\)', example).group(1)

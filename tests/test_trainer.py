@@ -359,3 +359,39 @@ def test_loss_weighting_on_training_arguments_is_deprecated_but_still_applied(to
         args = MultiTaskTrainingArguments(output_dir=str(tmp_path), uncertainty_weighting=True)
     MultiTaskTrainer(model=model, args=args, train_dataset=tokenize(tokenizer), data_collator=make_collator(tokenizer))
     assert model.config.uncertainty_weighting and model.log_task_variances is not None
+
+
+def test_three_statements_train_from_the_raw_examples_load_data_returns(tmp_path, tiny_backbone_dir):
+    """SetFit's path: the data as `load_data` returns it, `from_data`, `train()`; the model's heads come from the
+    data, the validation split is evaluated, and the saved folder answers through the pipeline."""
+    from transformers import pipeline
+
+    from conftest import embedded_data_slice
+    from multitask_bert import load_data
+
+    (tmp_path / "data").mkdir()
+    data = load_data(embedded_data_slice(tmp_path / "data", {"train": 48, "validation": 16}))
+    settings = tiny_training_settings(tmp_path, max_steps=8, eval_strategy="steps", eval_steps=8)
+    trainer = MultiTaskTrainer.from_data(data, MultiTaskTrainingArguments(**settings), model=str(tiny_backbone_dir))
+    trainer.train()
+
+    config = trainer.model.config
+    assert config.task_labels("intent") == data["train"].features["intent"].names
+    assert set(config.task_labels("ner")) == set(data["train"].features["ner_tags"].feature.names)
+    evaluated = [entry for entry in trainer.state.log_history if "eval_intent_accuracy" in entry]
+    assert evaluated and 0.0 <= evaluated[-1]["eval_entity_f1"] <= 1.0
+    trainer.save_model(tmp_path / "model")
+    answer = pipeline(model=str(tmp_path / "model"), trust_remote_code=True)("wake me up at 7 tomorrow")
+    assert answer["intent"]["label"] in config.task_labels("intent")
+
+
+def test_from_data_needs_a_train_split(tmp_path):
+    from datasets import DatasetDict
+
+    from conftest import embedded_data_slice
+    from multitask_bert import load_data
+
+    (tmp_path / "data").mkdir()
+    data = load_data(embedded_data_slice(tmp_path / "data", {"train": 8, "validation": 4}))
+    with pytest.raises(ValueError, match=r"needs a train split; the data has \['validation'\]"):
+        MultiTaskTrainer.from_data(DatasetDict({"validation": data["validation"]}))

@@ -6,23 +6,25 @@ import re
 from collections.abc import Callable
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 from torch import nn
-from transformers import EarlyStoppingCallback, EvalPrediction, Trainer
+from transformers import EarlyStoppingCallback, EvalPrediction, PreTrainedTokenizerBase, Trainer
 from transformers.trainer_optimizer import is_optimizer_factory
 
-from ..modeling import MultiTaskBertConfig, MultiTaskBertModel
+from ..modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 from ..modeling.modeling_multitask_bert import IGNORE_INDEX
 from ..modeling.pipeline_multitask_bert import answerable_logits
-from .data import UNK
+from .data import UNK, MultiTaskDataCollator, tokenize_dataset
 from .embedding_preservation import (
     TEACHER_EMBEDDING,
     embedding_preservation_loss,
     teacher_embeddings,
     with_teacher_column,
 )
+from .loading import load_tokenizer
 from .metric import METRICS_PATH as METRICS_PATH
 from .metric import load_metric, task_arguments
+from .tasks import head_specs, select_label_columns
 from .training_args import MultiTaskTrainingArguments
 
 # The joint loss's embedding-preservation term, logged as `loss_embedding_preservation` beside the task losses.
@@ -194,6 +196,49 @@ class MultiTaskTrainer(Trainer):
                     "and `metric_for_best_model`."
                 )
             self.add_callback(EarlyStoppingCallback(self.args.early_stopping_patience))
+
+    @classmethod
+    def from_data(
+        cls,
+        data: DatasetDict,
+        args: MultiTaskTrainingArguments | None = None,
+        model: MultiTaskBertModel | str | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        **kwargs,
+    ) -> MultiTaskTrainer:
+        """
+        A trainer ready to `train()` from the raw examples that `load_data` (or `load_hf_dataset`) returns, as SetFit
+        takes them: `model` is a backbone's name or path (default: the packaged all-MiniLM-L6-v2) that gets one head
+        per task the train split labels, or a `MultiTaskBertModel` that has them. The splits are tokenized, the
+        validation split (if any) is the eval dataset, the collator and `compute_metrics` are ours, and `tokenizer`
+        (default: the backbone's or the model's) is saved with the model; every tokenized split is the trainer's
+        `tokenized_data` (to `evaluate` the test split). `kwargs` go to the trainer (`callbacks`, ...)::
+
+            data = load_data("my_data")
+            trainer = MultiTaskTrainer.from_data(data, MultiTaskTrainingArguments("my-model"))
+            trainer.train()
+        """
+        if "train" not in data:
+            raise ValueError(f"`from_data` needs a train split; the data has {list(data)}.")
+        if not isinstance(model, MultiTaskBertModel):
+            name_or_path = model or default_backbone_path()
+            tokenizer = tokenizer or load_tokenizer(name_or_path)
+            model = MultiTaskBertModel.from_backbone(name_or_path, tasks=head_specs(data), tokenizer=tokenizer)
+        tokenizer = tokenizer or load_tokenizer(model.name_or_path)
+        features = tokenize_dataset(data, tokenizer, model.config.max_seq_length)
+        features = select_label_columns(features, model.config, list(model.config.tasks))
+        trainer = cls(
+            model=model,
+            args=args,
+            train_dataset=features["train"],
+            eval_dataset=features.get("validation"),
+            data_collator=MultiTaskDataCollator(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=build_compute_metrics(model.config),
+            **kwargs,
+        )
+        trainer.tokenized_data = features
+        return trainer
 
     def _determine_best_metric(self, metrics: dict[str, float], trial=None) -> bool:
         """transformers' choice of the best checkpoint, with a `metric_for_best_model` the evaluation lacks as a
