@@ -296,3 +296,17 @@ def test_int8_comparison_and_sts_scoring_show_progress_unless_switched_off(
         transformers_logging.enable_progress_bar()
     silenced = capsys.readouterr().err
     assert "100%" not in silenced and "Batches" not in silenced
+
+
+def test_train_disable_tqdm_silences_the_bars_of_every_step(tmp_path, tiny_backbone_dir, small_data):
+    """`--disable-tqdm true` switches off the Trainer's bars and ours (the teacher-embedding pass, ...) alike."""
+    fast = [arg for arg in FAST if arg not in ("--disable-tqdm", "true")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    for switch, shown in (([], True), (["--disable-tqdm", "true"], False)):
+        output_dir = tmp_path / f"model-{shown}"
+        command = [COMMAND, "train", "--backbone", str(tiny_backbone_dir), "--data", str(small_data), *fast]
+        command += ["--output-dir", str(output_dir), *switch]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert ("Teacher embeddings: 100%" in result.stderr) == shown, result.stderr[-2000:]
+        assert ("it/s]" in result.stderr) == shown, result.stderr[-2000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase, set_seed
+from transformers.utils import logging as transformers_logging
 
 from ...hub_card.dataset_summary import summarize_dataset
 from ...hub_card.hyperparameters import describe_training
@@ -157,6 +158,8 @@ def main(argv: list[str]) -> int:
     repo_id = take_over_hub_push(training_args, output_dir)
     training_args.output_dir = str(checkpoints_dir(output_dir))
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if training_args.disable_tqdm:  # the Trainer's switch silences the bars of every other step of the run too
+        transformers_logging.disable_progress_bar()
     if training_args.bf16 and training_args.use_cpu:
         logging.getLogger(__name__).info("Training on the CPU under bf16 autocast (`--bf16 false` trains in fp32).")
 
