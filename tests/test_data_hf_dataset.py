@@ -7,7 +7,7 @@ import logging
 import re
 
 import pytest
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, IterableDataset, IterableDatasetDict, Sequence, Value
 
 from data_helpers import DATA_LOGGER, assert_layout, decoded, write
 from multitask_bert.training.data import (
@@ -161,3 +161,53 @@ def test_hf_dataset_errors():
     bad = Dataset.from_dict({"tokens": [["a", "b"]], "ner_tags": [["O"]]})
     with pytest.raises(ValueError, match=r"train split, row 0: 1 tags for 2 words"):
         load_hf_dataset(DatasetDict({"train": bad}))
+
+
+def jsonl_rows(tmp_path, rows: list[dict]) -> str:
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
+STRING_ROWS = [
+    {"tokens": ["wake", "me", "at", "7"], "intent": "alarm", "ner_tags": ["O", "O", "O", "B-TIME"]},
+    {"tokens": ["call", "Anna"], "intent": "call", "ner_tags": ["O", "I-PERSON"]},
+    {"tokens": ["hello"], "intent": "greet", "ner_tags": ["O"]},
+]
+
+
+def test_hf_dataset_goes_through_datasets_map_into_its_arrow_cache(tmp_path):
+    files = {"train": jsonl_rows(tmp_path, STRING_ROWS)}
+    dataset = load_hf_dataset("json", data_files=files, cache_dir=str(tmp_path / "cache"))
+    train = dataset["train"]
+    assert train.cache_files and all(str(tmp_path / "cache") in entry["filename"] for entry in train.cache_files)
+    assert decoded(train)[1] == {"tokens": ["call", "Anna"], "intent": "call", "ner_tags": ["O", "B-PERSON"]}
+
+
+def test_streamed_data_is_read_lazily_with_the_given_vocabularies(tmp_path, caplog):
+    files = {"train": jsonl_rows(tmp_path, STRING_ROWS)}
+    eager = load_hf_dataset("json", data_files=files, cache_dir=str(tmp_path / "cache"))
+    label_lists = task_label_lists(eager)
+    streamed = load_hf_dataset("json", data_files=files, streaming=True, label_lists=label_lists)
+    assert isinstance(streamed, IterableDatasetDict) and isinstance(streamed["train"], IterableDataset)
+    assert streamed["train"].features == eager["train"].features
+    assert list(streamed["train"]) == list(eager["train"])
+    with pytest.raises(ValueError, match=r"streamed data cannot be read for its intent labels.*`label_lists`"):
+        load_hf_dataset("json", data_files=files, streaming=True)
+    bad = load_hf_dataset(
+        "json",
+        data_files={"train": jsonl_rows(tmp_path, [{"tokens": ["a", "b"], "ner_tags": ["O"]}])},
+        streaming=True,
+        label_lists={"intent": [], "ner": ["O"]},
+    )
+    with pytest.raises(ValueError, match=r"train split, row 0: 1 tags for 2 words"):
+        next(iter(bad["train"]))
+
+
+def test_streamed_classlabel_columns_give_their_own_names():
+    streamed = {split: rows.to_iterable_dataset() for split, rows in hf_style_dataset().items()}
+    dataset = load_hf_dataset(
+        IterableDatasetDict(streamed), tokens_column="words", intent_column="label", ner_column="tags"
+    )
+    assert task_label_lists(dataset) == {"intent": ["book", "greet", UNK], "ner": ["O", "B-CITY", "I-CITY", UNK]}
+    assert [row["tokens"] for row in dataset["train"]] == [["hi"], ["book", "new", "york"]]

@@ -216,11 +216,36 @@ def test_a_new_model_from_model_init_is_its_own_teacher(tokenizer, tmp_path):
     torch.testing.assert_close(teacher, embeddings(no_dropout_model(seed=1), data, tokenizer), rtol=1e-5, atol=1e-6)
 
 
-def test_data_the_term_cannot_use_is_refused_by_name(tokenizer, tmp_path):
+def preservation_losses(trainer: MultiTaskTrainer) -> list[float]:
+    return [entry["loss_embedding_preservation"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_a_dataset_that_cannot_take_a_column_gets_the_same_teacher_per_batch(tokenizer, tmp_path):
+    """A train dataset that is not a `datasets.Dataset` (here a list, in the same shuffled order) is taught per
+    batch by a frozen copy of the starting model: the same term, step for step, as the precomputed column."""
     data = sentence_data(tokenizer)
-    streaming = make_trainer(no_dropout_model(), data.to_iterable_dataset(), tokenizer, tmp_path / "a")
-    with pytest.raises(ValueError, match="needs the train dataset as a `datasets.Dataset`.*got IterableDataset"):
-        streaming.train()
+    column = make_trainer(no_dropout_model(), data, tokenizer, tmp_path / "a")
+    column.train()
+    per_batch = make_trainer(no_dropout_model(), [data[index] for index in range(len(data))], tokenizer, tmp_path / "b")
+    per_batch.train()
+    assert isinstance(per_batch.train_dataset, list)  # no column was added
+    expected = preservation_losses(column)
+    assert len(expected) == 2 and expected[-1] > 0
+    assert preservation_losses(per_batch) == pytest.approx(expected, rel=1e-4, abs=1e-7)
+
+
+def test_streamed_data_trains_with_the_term(tokenizer, tmp_path):
+    data = sentence_data(tokenizer)
+    model = no_dropout_model()
+    start = model.heads["intent"].weight.detach().clone()
+    streaming = make_trainer(model, data.to_iterable_dataset(), tokenizer, tmp_path)
+    streaming.train()
+    assert all(loss > 0 for loss in preservation_losses(streaming)) and len(preservation_losses(streaming)) == 2
+    assert not torch.equal(model.heads["intent"].weight, start)
+
+
+def test_a_batch_without_its_teacher_vectors_is_refused_by_name(tokenizer, tmp_path):
+    data = sentence_data(tokenizer)
 
     def dropping_collator(rows: list[dict]) -> dict[str, torch.Tensor]:
         return MultiTaskDataCollator(tokenizer)(

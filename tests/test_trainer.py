@@ -395,3 +395,37 @@ def test_from_data_needs_a_train_split(tmp_path):
     data = load_data(embedded_data_slice(tmp_path / "data", {"train": 8, "validation": 4}))
     with pytest.raises(ValueError, match=r"needs a train split; the data has \['validation'\]"):
         MultiTaskTrainer.from_data(DatasetDict({"validation": data["validation"]}))
+
+
+def test_streamed_data_trains_through_from_data_with_embedding_preservation(tmp_path, tiny_backbone_dir):
+    """`load_hf_dataset(..., streaming=True)` -> `from_data` -> `train()`: tokenized as read, the teacher vectors
+    per batch, the validation stream evaluated."""
+    import json
+
+    from datasets import IterableDataset
+
+    from conftest import embedded_data_slice
+    from multitask_bert import load_data
+    from multitask_bert.training.data import load_hf_dataset, task_label_lists
+
+    (tmp_path / "data").mkdir()
+    data = load_data(embedded_data_slice(tmp_path / "data", {"train": 32, "validation": 8}))
+    files = {}
+    for split, rows in data.items():
+        names = {"intent": rows.features["intent"].names, "ner": rows.features["ner_tags"].feature.names}
+        files[split] = str(tmp_path / f"{split}.json")
+        with open(files[split], "w", encoding="utf-8") as out:
+            for row in rows:
+                tags = [names["ner"][tag] for tag in row["ner_tags"]]
+                out.write(
+                    json.dumps({"tokens": row["tokens"], "intent": names["intent"][row["intent"]], "ner_tags": tags})
+                )
+                out.write("\n")
+    streamed = load_hf_dataset("json", data_files=files, streaming=True, label_lists=task_label_lists(data))
+    settings = tiny_training_settings(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=4)
+    trainer = MultiTaskTrainer.from_data(streamed, MultiTaskTrainingArguments(**settings), model=str(tiny_backbone_dir))
+    assert isinstance(trainer.train_dataset, IterableDataset)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert logged and all(entry["loss_embedding_preservation"] > 0 for entry in logged)
+    assert any("eval_intent_accuracy" in entry for entry in trainer.state.log_history)

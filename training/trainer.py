@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 
 import torch
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, IterableDatasetDict
 from torch import nn
 from transformers import EarlyStoppingCallback, EvalPrediction, PreTrainedTokenizerBase, Trainer
 from transformers.trainer_optimizer import is_optimizer_factory
@@ -21,6 +22,7 @@ from .embedding_preservation import (
     teacher_embeddings,
     with_teacher_column,
 )
+from .forward_pass import MODEL_INPUTS
 from .loading import load_tokenizer
 from .metric import METRICS_PATH as METRICS_PATH
 from .metric import load_metric, task_arguments
@@ -200,7 +202,7 @@ class MultiTaskTrainer(Trainer):
     @classmethod
     def from_data(
         cls,
-        data: DatasetDict,
+        data: DatasetDict | IterableDatasetDict,
         args: MultiTaskTrainingArguments | None = None,
         model: MultiTaskBertModel | str | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
@@ -212,7 +214,8 @@ class MultiTaskTrainer(Trainer):
         per task the train split labels, or a `MultiTaskBertModel` that has them. The splits are tokenized, the
         validation split (if any) is the eval dataset, the collator and `compute_metrics` are ours, and `tokenizer`
         (default: the backbone's or the model's) is saved with the model; every tokenized split is the trainer's
-        `tokenized_data` (to `evaluate` the test split). `kwargs` go to the trainer (`callbacks`, ...)::
+        `tokenized_data` (to `evaluate` the test split). Streamed data (`load_hf_dataset(..., streaming=True)`) is
+        tokenized as it is read, and needs `max_steps`. `kwargs` go to the trainer (`callbacks`, ...)::
 
             data = load_data("my_data")
             trainer = MultiTaskTrainer.from_data(data, MultiTaskTrainingArguments("my-model"))
@@ -226,7 +229,8 @@ class MultiTaskTrainer(Trainer):
             model = MultiTaskBertModel.from_backbone(name_or_path, tasks=head_specs(data), tokenizer=tokenizer)
         tokenizer = tokenizer or load_tokenizer(model.name_or_path)
         features = tokenize_dataset(data, tokenizer, model.config.max_seq_length)
-        features = select_label_columns(features, model.config, list(model.config.tasks))
+        if isinstance(features, DatasetDict):  # a stream's tokenized splits declare no columns to select from
+            features = select_label_columns(features, model.config, list(model.config.tasks))
         trainer = cls(
             model=model,
             args=args,
@@ -261,17 +265,16 @@ class MultiTaskTrainer(Trainer):
         return super().train(*args, **kwargs)
 
     def _add_teacher_embeddings(self, model: MultiTaskBertModel, replace: bool) -> None:
-        """With embedding preservation on, give the train dataset `model`'s embeddings as its teacher column (kept
-        if it has one, unless `replace`)."""
+        """With embedding preservation on, give a `datasets.Dataset` train split `model`'s embeddings as its teacher
+        column (kept if it has one, unless `replace`); any other train dataset (a streamed `IterableDataset`, a torch
+        dataset) gets its teacher vectors per batch from a frozen copy of `model`."""
         dataset = self.train_dataset
+        self._teacher_model = None
         if not self.args.embedding_preservation_weight or dataset is None:
             return
         if not isinstance(dataset, Dataset):
-            raise ValueError(
-                f"Embedding preservation needs the train dataset as a `datasets.Dataset` to add the teacher vectors "
-                f"to, got {type(dataset).__name__}; add a `{TEACHER_EMBEDDING}` column to a `datasets.Dataset` "
-                "(`add_teacher_embeddings`) or set `embedding_preservation_weight=0`."
-            )
+            self._teacher_model = copy.deepcopy(model).eval().requires_grad_(False)
+            return
         if TEACHER_EMBEDDING in dataset.column_names:
             if not replace:
                 return
@@ -279,6 +282,21 @@ class MultiTaskTrainer(Trainer):
         model_rows = self._remove_unused_columns(dataset, description="teacher")  # as the collator sees them
         vectors = teacher_embeddings(model, model_rows, self.data_collator, self.args.per_device_eval_batch_size)
         self.train_dataset = with_teacher_column(dataset, vectors)
+
+    @torch.no_grad()
+    def _teacher_embedding(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The frozen teacher's sentence embedding of a batch without a `teacher_embedding` column: in eval mode and
+        float32, as the vectors computed before training are."""
+        if getattr(self, "_teacher_model", None) is None:
+            raise ValueError(
+                f"embedding_preservation_weight={self.args.embedding_preservation_weight} but the batch has no "
+                f"`{TEACHER_EMBEDDING}`: the data collator must keep that column (MultiTaskDataCollator does), or set "
+                "the weight to 0."
+            )
+        model_inputs = {key: inputs[key] for key in MODEL_INPUTS if key in inputs}
+        device_type = inputs["input_ids"].device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._teacher_model(**model_inputs).sentence_embedding
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -297,10 +315,7 @@ class MultiTaskTrainer(Trainer):
         weight = self.args.embedding_preservation_weight
         if model.training and weight:
             if teacher_embedding is None:
-                raise ValueError(
-                    f"embedding_preservation_weight={weight} but the batch has no `{TEACHER_EMBEDDING}`: the data "
-                    f"collator must keep that column (MultiTaskDataCollator does), or set the weight to 0."
-                )
+                teacher_embedding = self._teacher_embedding(inputs)
             losses[PRESERVATION_LOSS] = embedding_preservation_loss(outputs.sentence_embedding, teacher_embedding)
             loss = loss + weight * losses[PRESERVATION_LOSS]
         tracker = self._train_task_losses if model.training else self._eval_task_losses

@@ -8,12 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-from datasets import ClassLabel, Dataset, DatasetDict
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from .bio import BioRepairs
 from .files import SPLIT_NAMES
-from .labels import RawExample, build_dataset_dict, check_task_name
+from .labels import (
+    NO_LABEL,
+    OUT_OF_SCOPE_SUFFIX,
+    TAGS_SUFFIX,
+    UNK,
+    bio_tag_names,
+    check_out_of_scope_labels,
+    check_task_name,
+    checked_label_lists,
+    data_features,
+    out_of_scope_column,
+    tags_column,
+)
 from .words import split_words
 
 logger = logging.getLogger(__name__)
@@ -49,7 +62,7 @@ def _task_columns(
 
 
 def load_hf_dataset(
-    name_or_path: str | Path | DatasetDict | Dataset,
+    name_or_path: str | Path | DatasetDict | Dataset | IterableDatasetDict | IterableDataset,
     tokens_column: str | None = None,
     text_column: str | None = None,
     intent_column: str | None = None,
@@ -59,33 +72,37 @@ def load_hf_dataset(
     task_columns: Mapping[str, Mapping[str, str]] | None = None,
     out_of_scope: Mapping[str, str] | None = None,
     **load_kwargs,
-) -> DatasetDict:
+) -> DatasetDict | IterableDatasetDict:
     """
     Bring any `datasets` dataset (a Hub id, a local folder or files via `load_dataset`, a `save_to_disk` folder, or
-    a `Dataset`/`DatasetDict` object) into this layout. Label and tag columns may be `ClassLabel`s or strings; tags
-    must be BIO. Without a words or text column, the columns `tokens` and `text` are used where present; without any
-    task column, `intent` and `ner_tags`. Without `tokens_column`, words come from splitting `text_column` with
-    `tokenizer` (`split_words`; default: the packaged backbone's); tag columns need `tokens_column`. `load_kwargs`
-    go to `datasets.load_dataset` (e.g. `data_files`, `revision`).
+    a `Dataset`/`DatasetDict` object, or their streamed `Iterable*` kinds) into this layout. Label and tag columns may
+    be `ClassLabel`s or strings; tags must be BIO. Without a words or text column, the columns `tokens` and `text`
+    are used where present; without any task column, `intent` and `ner_tags`. Without `tokens_column`, words come
+    from splitting `text_column` with `tokenizer` (`split_words`; default: the packaged backbone's); tag columns need
+    `tokens_column`. `load_kwargs` go to `datasets.load_dataset` (e.g. `data_files`, `revision`, `streaming=True`).
 
     `intent_column` and `ner_column` name the columns of the default tasks; `task_columns` maps any other column to
     a task and its level, e.g. `{"label": {"task": "sentiment", "level": "sentence"}, "pos_tags": {"task": "pos",
     "level": "token"}}`. The columns `intent` and `ner_tags` stay the default tasks' unless named otherwise or
     mapped in `task_columns`.
-    """
-    if isinstance(name_or_path, (Dataset, DatasetDict)):
-        loaded = name_or_path
-    elif Path(name_or_path).is_dir() and any(
-        (Path(name_or_path) / marker).is_file() for marker in ("dataset_dict.json", "state.json")
-    ):
-        loaded = datasets.load_from_disk(str(name_or_path))
-    else:
-        loaded = datasets.load_dataset(str(name_or_path), **load_kwargs)
-    if isinstance(loaded, Dataset):
-        loaded = DatasetDict({load_kwargs.get("split", "train"): loaded})
-    source = str(name_or_path) if not isinstance(name_or_path, (Dataset, DatasetDict)) else "dataset"
 
-    available = next(iter(loaded.values())).column_names
+    The rows go through `Dataset.map` (Arrow, written to the dataset's cache), so memory does not grow with the
+    data; the label vocabularies come from the train split's distinct values. Streamed data is converted lazily as
+    training reads it: its vocabularies are `label_lists` or its `ClassLabel` names, and a bad row fails when read.
+    """
+    loaded = _load(name_or_path, load_kwargs)
+    streamed = isinstance(next(iter(loaded.values())), IterableDataset)
+    source = str(name_or_path) if isinstance(name_or_path, (str, Path)) else "dataset"
+    splits = {}
+    for split_name, dataset in loaded.items():
+        if split_name not in SPLIT_NAMES:
+            logger.warning("%s: ignoring split %r (not train, validation/dev or test).", source, split_name)
+            continue
+        if dataset.features is None:  # a stream that does not declare its features: read them off its first rows
+            dataset = dataset._resolve_features()
+        splits[SPLIT_NAMES[split_name]] = dataset
+
+    available = next(iter(splits.values())).column_names
     if not (tokens_column or text_column):
         tokens_column, text_column = (name if name in available else None for name in ("tokens", "text"))
         if not (tokens_column or text_column):
@@ -105,50 +122,200 @@ def load_hf_dataset(
         raise ValueError(f"{source}: tag columns {tag_columns} hold one tag per word; each needs `tokens_column` too.")
     sentence_tasks = ["intent", *(task for task, level in tasks.values() if level == "sentence" and task != "intent")]
     token_tasks = ["ner", *(task for task, level in tasks.values() if level == "token" and task != "ner")]
-
-    splits = {}
-    for split_name, dataset in loaded.items():
-        if split_name not in SPLIT_NAMES:
-            logger.warning("%s: ignoring split %r (not train, validation/dev or test).", source, split_name)
-            continue
-        used = [name for name in (tokens_column, text_column, *tasks) if name]
+    used = [name for name in (tokens_column, text_column, *tasks) if name]
+    for split, dataset in splits.items():
         missing = [name for name in used if name not in dataset.column_names]
         if missing:
-            raise ValueError(f"{source}, {split_name} split: no column {missing}; columns: {dataset.column_names}.")
-        names = {
-            column: _names_of(dataset.features[column] if level == "sentence" else dataset.features[column].feature)
-            for column, (_, level) in tasks.items()
-        }
-        repairs = BioRepairs(f"{source}, {split_name} split")
-        examples = []
-        for row_index, row in enumerate(dataset.select_columns(used)):
-            where = f"{source}, {split_name} split, row {row_index}"
-            text = row[text_column] if text_column else None
-            tokens = list(row[tokens_column]) if tokens_column else None
+            raise ValueError(f"{source}, {split} split: no column {missing}; columns: {dataset.column_names}.")
+
+    out_of_scope = dict(out_of_scope or {})
+    check_out_of_scope_labels(out_of_scope, sentence_tasks, label_lists, source)
+    if label_lists is None:
+        if "train" not in splits:
+            raise ValueError(f"{source}: no train split to take the label vocabulary from; pass `label_lists`.")
+        vocabulary = {task: ["O"] if task in token_tasks else [] for task in [*sentence_tasks, *token_tasks]}
+        vocabulary = checked_label_lists(
+            {**vocabulary, **_train_vocabulary(splits["train"], tasks, out_of_scope, source)}, token_tasks
+        )
+    else:
+        given = {task: ["O"] if task in token_tasks else [] for task in [*sentence_tasks, *token_tasks]}
+        vocabulary = checked_label_lists({**given, **label_lists}, token_tasks)
+    if label_lists is None and not streamed:
+        _check_out_of_scope_present(splits, tasks, out_of_scope, source)
+    features = data_features(
+        {task: vocabulary[task] for task in sentence_tasks},
+        {task: vocabulary[task] for task in token_tasks},
+        out_of_scope,
+    )
+    converted = {}
+    for split, dataset in splits.items():
+        converter = _RowConverter(
+            dataset, tasks, tokens_column, text_column, features, out_of_scope, tokenizer, f"{source}, {split} split"
+        )
+        options = {} if streamed else {"desc": f"Reading {split}", "load_from_cache_file": False}
+        converted[split] = dataset.select_columns(used).map(
+            converter, batched=True, with_indices=True, remove_columns=used, features=features, **options
+        )
+        if not streamed:
+            converter.report()
+    return IterableDatasetDict(converted) if streamed else DatasetDict(converted)
+
+
+def _load(name_or_path, load_kwargs: dict) -> dict:
+    """The splits of a `datasets` object, `save_to_disk` folder or `load_dataset` source, as a dict."""
+    if isinstance(name_or_path, (Dataset, DatasetDict, IterableDataset, IterableDatasetDict)):
+        loaded = name_or_path
+    elif Path(name_or_path).is_dir() and any(
+        (Path(name_or_path) / marker).is_file() for marker in ("dataset_dict.json", "state.json")
+    ):
+        loaded = datasets.load_from_disk(str(name_or_path))
+    else:
+        loaded = datasets.load_dataset(str(name_or_path), **load_kwargs)
+    if isinstance(loaded, (Dataset, IterableDataset)):
+        return {load_kwargs.get("split", "train"): loaded}
+    return dict(loaded)
+
+
+def _label_names(dataset: Dataset | IterableDataset, column: str, level: str) -> ClassLabel | None:
+    feature = dataset.features[column]
+    return _names_of(feature if level == "sentence" else getattr(feature, "feature", None))
+
+
+def _train_vocabulary(
+    train: Dataset | IterableDataset,
+    tasks: Mapping[str, tuple[str, str]],
+    out_of_scope: Mapping[str, str],
+    source: str,
+) -> dict[str, list[str]]:
+    """Per task its labels as `label_lists_from_train` makes them, from the distinct values of the train split's
+    columns (Arrow compute, not a loop over rows); a streamed split has only its `ClassLabel` names to give."""
+    vocabulary = {}
+    for column, (task, level) in tasks.items():
+        names = _label_names(train, column, level)
+        if isinstance(train, IterableDataset):
+            if names is None:
+                raise ValueError(
+                    f"{source}: streamed data cannot be read for its {task} labels before training; pass "
+                    f"`label_lists` (e.g. a trained model's) or make {column!r} a `ClassLabel` column."
+                )
+            values = list(names.names)
+        else:
+            array = train.data.column(column)
+            if level == "token":
+                array = pc.list_flatten(array)
+            values = [value for value in pc.unique(array).to_pylist() if value is not None]
+            if names is not None:
+                values = [names.int2str(value) for value in values if value >= 0]
+            elif level == "sentence":
+                values = [value for value in values if not (isinstance(value, int) and value < 0)]
+        values = [str(value) for value in values]
+        if level == "sentence":
+            vocabulary[task] = sorted(set(values) - {out_of_scope.get(task)}) + [UNK]
+        else:
+            vocabulary[task] = bio_tag_names(list({value[2:] for value in values if value != "O"}))
+    return vocabulary
+
+
+def _check_out_of_scope_present(
+    splits: Mapping[str, Dataset], tasks: Mapping[str, tuple[str, str]], out_of_scope: Mapping[str, str], source: str
+) -> None:
+    """Raise a `ValueError` unless some example has each out-of-scope label (against misspellings)."""
+    columns = {task: column for column, (task, _) in tasks.items()}
+    for task, label in out_of_scope.items():
+        found = set()
+        for dataset in splits.values() if task in columns else ():
+            names = _label_names(dataset, columns[task], "sentence")
+            values = [value for value in pc.unique(dataset.data.column(columns[task])).to_pylist() if value is not None]
+            found.update(names.int2str(value) if names and value >= 0 else str(value) for value in values)
+        if label not in found:
+            raise ValueError(
+                f"{source}: no example has the out-of-scope {task} label {label!r} (checked {', '.join(splits)}); "
+                "check its spelling: out-of-scope examples may be missing from train, but the label must be the data's."
+            )
+
+
+class _RowConverter:
+    """The batched `map` function from a split's columns to this layout's (`data_features`); it counts BIO repairs
+    and labels outside the vocabulary (mapped to `UNK`) for one warning each (`report`)."""
+
+    def __init__(
+        self,
+        dataset: Dataset | IterableDataset,
+        tasks: Mapping[str, tuple[str, str]],
+        tokens_column: str | None,
+        text_column: str | None,
+        features,
+        out_of_scope: Mapping[str, str],
+        tokenizer: PreTrainedTokenizerBase | None,
+        where: str,
+    ):
+        self.tasks, self.tokens_column, self.text_column = tasks, tokens_column, text_column
+        self.features, self.out_of_scope, self.tokenizer, self.where = features, out_of_scope, tokenizer, where
+        self.names = {column: _label_names(dataset, column, level) for column, (_, level) in tasks.items()}
+        self.repairs = BioRepairs(where)
+        self.unseen: set[str] = set()
+
+    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        columns: dict[str, list] = {column: [] for column in self.features}
+        for position, row_index in enumerate(indices):
+            where = f"{self.where}, row {row_index}"
+            text = batch[self.text_column][position] if self.text_column else None
+            tokens = list(batch[self.tokens_column][position]) if self.tokens_column else None
             if tokens is None:
-                tokens = [word for word, _ in split_words(text or "", tokenizer)]
+                tokens = [word for word, _ in split_words(text or "", self.tokenizer)]
             if not tokens:
                 raise ValueError(f"{where}: empty utterance.")
-            text = text if text is not None else " ".join(tokens)
-            example = RawExample(text, tokens, {}, {}, where)
-            for column, (task, level) in tasks.items():
-                value = row[column]
+            columns["text"].append(text if text is not None else " ".join(tokens))
+            columns["tokens"].append(tokens)
+            for column, (task, level) in self.tasks.items():
+                value = batch[column][position]
                 if level == "sentence":
-                    if isinstance(value, int) and value < 0:  # `datasets`' "no label"
-                        value = None
-                    elif value is not None and names[column] is not None:
-                        value = names[column].int2str(value)
-                    example.labels[task] = None if value is None else str(value)
-                    continue
-                tags = list(value or [])
-                if names[column] is not None:
-                    tags = [names[column].int2str(tag) for tag in tags]
-                if tags and len(tags) != len(tokens):
-                    raise ValueError(f"{where}: {len(tags)} tags for {len(tokens)} words in {column!r}.")
-                example.tags[task] = repairs.check(
-                    [str(tag) for tag in tags], lambda position, where=where: f"{where}, word {position + 1}"
+                    self._add_label(columns, task, column, value, where)
+                else:
+                    self._add_tags(columns, task, column, value, tokens, where)
+        for column, values in columns.items():  # tasks without a column of this dataset: not annotated
+            if not values and indices:
+                empty = (
+                    [] if column.endswith(TAGS_SUFFIX) else False if column.endswith(OUT_OF_SCOPE_SUFFIX) else NO_LABEL
                 )
-            examples.append(example)
-        repairs.report()
-        splits[SPLIT_NAMES[split_name]] = examples
-    return build_dataset_dict(splits, label_lists, source, sentence_tasks, token_tasks, out_of_scope=out_of_scope)
+                values.extend([empty] * len(indices))
+        return columns
+
+    def _add_label(self, columns: dict, task: str, column: str, value, where: str) -> None:
+        if isinstance(value, int) and value < 0:  # `datasets`' "no label"
+            value = None
+        elif value is not None and self.names[column] is not None:
+            value = self.names[column].int2str(value)
+        label = None if value is None else str(value)
+        if label == UNK:
+            raise ValueError(f"{where}: the {task} label {UNK!r} is reserved for labels unseen in training; rename it.")
+        if task in self.out_of_scope:
+            columns[out_of_scope_column(task)].append(label == self.out_of_scope[task])
+            label = None if label == self.out_of_scope[task] else label
+        classes = self.features[task]
+        if label is not None and label not in classes.names:
+            self.unseen.add(f"{task} {label}")
+            label = UNK
+        columns[task].append(NO_LABEL if label is None else classes.str2int(label))
+
+    def _add_tags(self, columns: dict, task: str, column: str, value, tokens: list[str], where: str) -> None:
+        tags = list(value or [])
+        if self.names[column] is not None:
+            tags = [self.names[column].int2str(tag) for tag in tags]
+        if tags and len(tags) != len(tokens):
+            raise ValueError(f"{where}: {len(tags)} tags for {len(tokens)} words in {column!r}.")
+        tags = self.repairs.check([str(tag) for tag in tags], lambda position: f"{where}, word {position + 1}")
+        classes = self.features[tags_column(task)].feature
+        self.unseen.update(f"{task} tag {tag}" for tag in tags if tag not in classes.names)
+        columns[tags_column(task)].append([classes.str2int(tag if tag in classes.names else UNK) for tag in tags])
+
+    def report(self) -> None:
+        """One warning for the BIO repairs and one for the labels mapped to `UNK` (after a non-streamed `map`)."""
+        self.repairs.report()
+        if self.unseen:
+            logger.warning(
+                "%s: %d labels are not in the vocabulary and map to UNK: %s.",
+                self.where,
+                len(self.unseen),
+                ", ".join(sorted(self.unseen)),
+            )

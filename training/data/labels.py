@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, IterableDataset, Sequence, Value
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,27 @@ def check_out_of_scope(
     label_lists: Mapping[str, list[str]] | None,
     source: str,
 ) -> None:
-    """Raise a `ValueError` unless each out-of-scope label belongs to a sentence-level task, is not `UNK` nor a label
-    of the given vocabulary, and (without a given vocabulary) is the label of at least one example."""
+    """Raise a `ValueError` unless each out-of-scope label can be one (`check_out_of_scope_labels`) and (without a
+    given vocabulary) is the label of at least one example."""
+    check_out_of_scope_labels(out_of_scope, sentence_tasks, label_lists, source)
+    for task, label in out_of_scope.items():
+        counts = {name: sum(example.labels.get(task) == label for example in rows) for name, rows in splits.items()}
+        # Against misspellings when the label is declared for new data (a trained model's data may have none).
+        if label_lists is None and not any(counts.values()):
+            raise ValueError(
+                f"{source}: no example has the out-of-scope {task} label {label!r} (checked {', '.join(counts)}); "
+                "check its spelling: out-of-scope examples may be missing from train, but the label must be the data's."
+            )
+
+
+def check_out_of_scope_labels(
+    out_of_scope: Mapping[str, str],
+    sentence_tasks: list[str],
+    label_lists: Mapping[str, list[str]] | None,
+    source: str,
+) -> None:
+    """Raise a `ValueError` unless each out-of-scope label belongs to a sentence-level task and is not `UNK` nor a
+    label of the given vocabulary."""
     for task, label in out_of_scope.items():
         if task not in sentence_tasks:
             raise ValueError(
@@ -97,13 +116,6 @@ def check_out_of_scope(
         if label_lists is not None and label in label_lists.get(task, []):
             raise ValueError(
                 f"{source}: {label!r} is one of the model's {task} labels, so it cannot be the out-of-scope label."
-            )
-        counts = {name: sum(example.labels.get(task) == label for example in rows) for name, rows in splits.items()}
-        # Against misspellings when the label is declared for new data (a trained model's data may have none).
-        if label_lists is None and not any(counts.values()):
-            raise ValueError(
-                f"{source}: no example has the out-of-scope {task} label {label!r} (checked {', '.join(counts)}); "
-                "check its spelling: out-of-scope examples may be missing from train, but the label must be the data's."
             )
 
 
@@ -244,9 +256,12 @@ def _encode_split(
 def task_label_lists(dataset_dict: DatasetDict) -> dict[str, list[str]]:
     """
     `{task: labels}` from the features (shared by all splits), in id order with `UNK` last, sentence-level tasks
-    first. A task without any annotation in the train split (without one: the first split) is left out.
+    first. A task without any annotation in the train split (without one: the first split) is left out; a streamed
+    split (`IterableDataset`) cannot be looked through, so every task of its features is kept.
     """
     reference = dataset_dict["train"] if "train" in dataset_dict else next(iter(dataset_dict.values()))
+    if isinstance(reference, IterableDataset):
+        return {task: label_names(reference.features, task) for task in task_levels(reference.features)}
     label_lists = {}
     for task, level in task_levels(reference.features).items():
         if level == "sentence" and any(label != NO_LABEL for label in reference[task]):

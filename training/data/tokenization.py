@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from datasets import DatasetDict
+from datasets import DatasetDict, IterableDataset, IterableDatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from ...modeling.modeling_multitask_bert import IGNORE_INDEX
@@ -44,11 +44,11 @@ def _aligned_labels(word_ids: list[int | None], tags: list[int], continuation: l
 
 
 def tokenize_dataset(
-    dataset_dict: DatasetDict,
+    dataset_dict: DatasetDict | IterableDatasetDict,
     tokenizer: PreTrainedTokenizerBase,
     max_length: int | None = None,
     label_all_subtokens: bool = False,
-) -> DatasetDict:
+) -> DatasetDict | IterableDatasetDict:
     """
     Add model inputs and targets to every split: `input_ids`, `attention_mask` (and `token_type_ids` if the tokenizer
     makes them), `<task>_labels` per sentence-level task (e.g. `intent_labels`; `-100` without a label), per
@@ -94,6 +94,10 @@ def tokenize_dataset(
         continuations = {task: _continuation_ids(label_names(reference, task)) for task in token_tasks}
     result = {}
     for split, dataset in dataset_dict.items():
+        if isinstance(dataset, IterableDataset):  # tokenized lazily as training reads it: no counts to warn about
+            result[split] = dataset.map(encode, batched=True, fn_kwargs={"continuations": continuations})
+            result[split] = result[split].remove_columns(helper_columns)
+            continue
         encoded = dataset.map(
             encode, batched=True, fn_kwargs={"continuations": continuations}, desc=f"Tokenizing {split}"
         )
@@ -113,4 +117,4 @@ def tokenize_dataset(
                 "%s split: %d words give no tokens with this tokenizer; their tags are dropped.", split, lost
             )
         result[split] = encoded.remove_columns(helper_columns)
-    return DatasetDict(result)
+    return IterableDatasetDict(result) if isinstance(dataset_dict, IterableDatasetDict) else DatasetDict(result)
