@@ -11,7 +11,7 @@ trains on the other 140 with `multitask-bert train`. Then the 10 come back:
 - by examples: `model.add_examples` with 5, 10 or all (100) train utterances of each, no training;
 - by continued training (`multitask-bert train --model-name-or-path BASE`, the heads grow): on the new intents'
   train utterances only (`continue-new`), or on them plus a replay sample of 10 utterances per old intent
-  (`continue-replay`);
+  (`continue-replay`), or on the same data with the encoder frozen (`continue-frozen`: only the heads learn);
 - against `scratch`: all 150 trained from scratch with the same recipe.
 Scores on the test split: in-scope accuracy on the new intents' queries and on the old ones (answering out-of-scope
 is wrong), out-of-scope recall, and the wall time of each way. ATIS: `atis-base` without two slot types (their tags
@@ -44,6 +44,11 @@ SEEDS = (0, 1, 2)
 NEW_INTENTS = 10
 EXAMPLE_COUNTS = (5, 10, None)  # None: all of a new intent's train utterances
 REPLAY_PER_INTENT = 10
+# The examples' rule is chosen on validation among these scales of a prototype's expected error (`ExampleMemory`),
+# within these bounds (points), the goal's for old intents and a cap for out-of-scope recall.
+ERROR_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+MAX_OLD_DROP = 0.5
+MAX_OUT_OF_SCOPE_DROP = 2.0
 # benchmarks/out_of_scope.py's CLINC150 recipe: the command line's defaults when these runs were made (layer-wise
 # decay 0.9) for 5 epochs, no evaluation in training.
 CLINC_RECIPE = {"num_train_epochs": 5, "layerwise_lr_decay": 0.9}
@@ -81,6 +86,12 @@ def runs() -> dict[str, dict]:
                 "settings": CONTINUE_RECIPE,
                 "from": f"base-s{seed}",
             }
+        table[f"continue-frozen-s{seed}"] = {
+            "data": "continue-replay",
+            "seed": seed,
+            "settings": {**CONTINUE_RECIPE, "freeze_backbone": True},
+            "from": f"base-s{seed}",
+        }
     table["atis-base-s0"] = {"data": "atis-base", "seed": 0, "settings": ATIS_RECIPE}
     table["atis-scratch-s0"] = {"data": "atis-scratch", "seed": 0, "settings": ATIS_RECIPE}
     table["atis-continue-s0"] = {
@@ -262,18 +273,20 @@ def closed_set_scores(model, outputs: dict, rows: list[dict], new: set[str]) -> 
 
 
 def score_clinc_seed(seed: int, cache_dir: Path) -> dict:
-    """Every way of bringing the seed's 10 intents back, scored on the test split by the pipeline."""
+    """Every way of bringing the seed's 10 intents back, scored by the pipeline on the test split; the examples ways
+    for every `ERROR_SCALES` value on the validation split too (`choose_error_scale` picks one there)."""
     from multitask_bert import MultiTaskBertModel
     from multitask_bert.training.loading import load_tokenizer
 
     new = set(new_intents(seed))
-    rows = clinc_split("test")
-    texts = [row["text"] for row in rows]
+    splits = {split: clinc_split(split) for split in ("validation", "test")}
+    texts = {split: [row["text"] for row in rows] for split, rows in splits.items()}
     train = [row for row in clinc_split("train") if row["intent"] in new]
     results: dict = {"new_intents": sorted(new)}
     base_dir = cache_dir / "models" / f"base-s{seed}"
     tokenizer = load_tokenizer(base_dir)
-    base_outputs = test_outputs(MultiTaskBertModel.from_pretrained(base_dir).eval(), tokenizer, texts)
+    base = MultiTaskBertModel.from_pretrained(base_dir).eval()
+    base_outputs = {split: test_outputs(base, tokenizer, split_texts) for split, split_texts in texts.items()}
     for count in (0, *EXAMPLE_COUNTS):
         model = MultiTaskBertModel.from_pretrained(base_dir).eval()
         seconds = 0.0
@@ -286,10 +299,17 @@ def score_clinc_seed(seed: int, cache_dir: Path) -> dict:
             model.add_examples("intent", [row["text"] for row in chosen], [row["intent"] for row in chosen], tokenizer)
             seconds = time.perf_counter() - start
         name = "base" if count == 0 else f"examples-{count or 'all'}"
-        answers = clinc_answers(model, tokenizer, texts, base_outputs)
-        results[name] = {**clinc_scores(answers, rows, new), "seconds": seconds}
+        results[name] = {"seconds": seconds}
+        for error_scale in ERROR_SCALES if count != 0 else (None,):
+            if error_scale is not None:
+                model.set_example_error_scale("intent", error_scale)
+            for split, rows in splits.items():
+                check = 200 if split == "test" and error_scale in (None, ERROR_SCALES[0]) else 0
+                answers = clinc_answers(model, tokenizer, texts[split], base_outputs[split], check)
+                scores = clinc_scores(answers, rows, new)
+                results[name].setdefault(split, {})[str(error_scale)] = scores
         print(f"seed {seed} {name}: {results[name]}", flush=True)
-    for run in (f"continue-new-s{seed}", f"continue-replay-s{seed}", f"scratch-s{seed}"):
+    for run in (f"continue-new-s{seed}", f"continue-replay-s{seed}", f"continue-frozen-s{seed}", f"scratch-s{seed}"):
         model_dir = cache_dir / "models" / run
         if not (model_dir / "benchmark_run.json").exists():
             continue
@@ -297,12 +317,59 @@ def score_clinc_seed(seed: int, cache_dir: Path) -> dict:
         seconds = json.loads((model_dir / "benchmark_run.json").read_text())["train_seconds"]
         name = run.removesuffix(f"-s{seed}")
         run_tokenizer = load_tokenizer(model_dir)
-        outputs = test_outputs(model, run_tokenizer, texts)
-        results[name] = {**closed_set_scores(model, outputs, rows, new), "seconds": seconds}
+        outputs = test_outputs(model, run_tokenizer, texts["test"])
+        results[name] = {**closed_set_scores(model, outputs, splits["test"], new), "seconds": seconds}
         if "scores" in outputs:  # models of benchmarks/out_of_scope.py's cache have no detector: closed set only
-            results[name].update(clinc_scores(clinc_answers(model, run_tokenizer, texts, outputs), rows, new))
+            answers = clinc_answers(model, run_tokenizer, texts["test"], outputs)
+            results[name].update(clinc_scores(answers, splits["test"], new))
         print(f"seed {seed} {name}: {results[name]}", flush=True)
     return results
+
+
+def error_scale_grid(per_seed: list[dict], split: str) -> dict[str, dict[str, float]]:
+    """Per error scale, the mean over seeds of the 10-example way's scores on `split`, and the drops of its old-intent
+    accuracy and out-of-scope recall from the base model's (in points)."""
+    grid = {}
+    for error_scale in per_seed[0]["examples-10"][split]:
+        mean = {
+            key: 100 * statistics.mean(seed["examples-10"][split][error_scale][key] for seed in per_seed)
+            for key in per_seed[0]["examples-10"][split][error_scale]
+        }
+        for key, drop in (("old_accuracy", "old_drop"), ("out_of_scope_recall", "out_of_scope_drop")):
+            mean[drop] = 100 * statistics.mean(seed["base"][split]["None"][key] for seed in per_seed) - mean[key]
+        grid[error_scale] = mean
+    return grid
+
+
+def choose_error_scale(per_seed: list[dict]) -> str:
+    """The error scale of the examples' prototypes, chosen on validation with 10 examples per new intent: the best
+    new-intent accuracy among the scales that lower old-intent accuracy by at most `MAX_OLD_DROP` points and
+    out-of-scope recall by at most `MAX_OUT_OF_SCOPE_DROP` (the goal's bounds); the smaller scale on ties; the least
+    old-intent drop if no scale keeps both bounds."""
+    grid = error_scale_grid(per_seed, "validation")
+    allowed = [
+        scale
+        for scale, scores in grid.items()
+        if scores["old_drop"] <= MAX_OLD_DROP and scores["out_of_scope_drop"] <= MAX_OUT_OF_SCOPE_DROP
+    ]
+    if not allowed:
+        return min(grid, key=lambda scale: grid[scale]["old_drop"])
+    return max(allowed, key=lambda scale: (grid[scale]["new_accuracy"], -float(scale)))
+
+
+def at_error_scale(per_seed: list[dict], error_scale: str) -> list[dict]:
+    """The seeds' results with each way's test scores flat, the examples ways' at `error_scale`."""
+    flat = []
+    for seed in per_seed:
+        ways = {}
+        for way, scores in seed.items():
+            if isinstance(scores, dict) and "test" in scores:
+                chosen = "None" if way == "base" else error_scale
+                ways[way] = {**scores["test"][chosen], "seconds": scores["seconds"]}
+            else:
+                ways[way] = scores
+        flat.append(ways)
+    return flat
 
 
 def score_atis(cache_dir: Path) -> dict:
@@ -326,7 +393,7 @@ def score_atis(cache_dir: Path) -> dict:
 
 
 def summary(per_seed: list[dict]) -> dict[str, dict[str, str]]:
-    """Mean ± std over seeds of every score of every way that each seed has."""
+    """Mean ± std (population) over seeds of every score of every way that each seed has."""
     ways = [way for way in per_seed[0] if way != "new_intents" and all(way in seed for seed in per_seed)]
     table = {}
     for way in ways:
@@ -334,20 +401,21 @@ def summary(per_seed: list[dict]) -> dict[str, dict[str, str]]:
         for key in per_seed[0][way]:
             scale = 1 if key == "seconds" else 100
             values = [seed[way][key] * scale for seed in per_seed]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            table[way][key] = f"{statistics.mean(values):.2f} ± {spread:.2f}"
+            table[way][key] = f"{statistics.mean(values):.2f} ± {statistics.pstdev(values):.2f}"
     return table
 
 
 def markdown(results: dict) -> str:
-    table = summary(results["clinc"])
+    error_scale = choose_error_scale(results["clinc"])
+    table = summary(at_error_scale(results["clinc"], error_scale))
     lines = [
         "# Growing a trained model (benchmarks/grow.py)",
         "",
         f"CLINC150 full, {len(results['clinc'])} seed(s) (10 intents held out of the base model per seed), mean ± std; "
         "accuracies in %. The model's answers, as the pipeline gives them: accuracy over the new and the old intents' "
         "in-scope test queries (an out-of-scope answer is wrong), recall over the 1,000 out-of-scope test queries; "
-        "seconds: embedding the examples, or the whole `multitask-bert train` run.",
+        "seconds: embedding the examples, or the whole `multitask-bert train` run. The examples ways at error scale "
+        f"{error_scale}, chosen on validation (the next table).",
         "",
         "| way | new intents | old intents | out-of-scope recall | old queries answered from examples | seconds |",
         "|:---|---:|---:|---:|---:|---:|",
@@ -358,6 +426,26 @@ def markdown(results: dict) -> str:
                 f"| {way} | {scores['new_accuracy']} | {scores['old_accuracy']} | {scores['out_of_scope_recall']} | "
                 f"{scores['old_from_examples']} | {scores['seconds']} |"
             )
+    lines += [
+        "",
+        "The examples' rule on the **validation** split, 10 examples per new intent, mean over seeds: per error scale "
+        "of the prototypes (`ExampleMemory`), new-intent accuracy and the drops from the base model of old-intent "
+        f"accuracy and out-of-scope recall (points). Chosen: the best new-intent accuracy with an old drop <= "
+        f"{MAX_OLD_DROP} and an out-of-scope drop <= {MAX_OUT_OF_SCOPE_DROP}; the test split's values beside it.",
+        "",
+        "| error scale | new intents | old drop | out-of-scope drop | test: new intents | test: old drop | "
+        "test: out-of-scope drop |",
+        "|:---|---:|---:|---:|---:|---:|---:|",
+    ]
+    test_grid = error_scale_grid(results["clinc"], "test")
+    for scale, scores in error_scale_grid(results["clinc"], "validation").items():
+        mark = " (chosen)" if scale == error_scale else ""
+        test = test_grid[scale]
+        lines.append(
+            f"| {scale}{mark} | {scores['new_accuracy']:.2f} | {scores['old_drop']:.2f} | "
+            f"{scores['out_of_scope_drop']:.2f} | {test['new_accuracy']:.2f} | {test['old_drop']:.2f} | "
+            f"{test['out_of_scope_drop']:.2f} |"
+        )
     lines += [
         "",
         "The head alone (its best label, no out-of-scope answer) on the in-scope test queries, against retraining "
