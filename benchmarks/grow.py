@@ -10,8 +10,10 @@ CLINC150 (in-scope intents, out-of-scope detection on): per seed, 10 intents dra
 trains on the other 140 with `multitask-bert train`. Then the 10 come back:
 - by examples: `model.add_examples` with 5, 10 or all (100) train utterances of each, no training;
 - by continued training (`multitask-bert train --model-name-or-path BASE`, the heads grow): on the new intents'
-  train utterances only (`continue-new`), or on them plus a replay sample of 10 utterances per old intent
-  (`continue-replay`), or on the same data with the encoder frozen (`continue-frozen`: only the heads learn);
+  train utterances only (`continue-new`), on them with distillation towards the base model's answers on the old
+  intents (`continue-distill`, `--distill_old_labels 1`), on them plus a replay sample of 10 utterances per old
+  intent (`continue-replay`), or on that replay data with the encoder frozen (`continue-frozen`: only the heads
+  learn);
 - against `scratch`: all 150 trained from scratch with the same recipe.
 Scores on the test split: in-scope accuracy on the new intents' queries and on the old ones (answering out-of-scope
 is wrong), out-of-scope recall, and the wall time of each way. ATIS: `atis-base` without two slot types (their tags
@@ -90,6 +92,12 @@ def runs() -> dict[str, dict]:
             "data": "continue-replay",
             "seed": seed,
             "settings": {**CONTINUE_RECIPE, "freeze_backbone": True},
+            "from": f"base-s{seed}",
+        }
+        table[f"continue-distill-s{seed}"] = {
+            "data": "continue-new",
+            "seed": seed,
+            "settings": {**CONTINUE_RECIPE, "distill_old_labels": 1.0},
             "from": f"base-s{seed}",
         }
     table["atis-base-s0"] = {"data": "atis-base", "seed": 0, "settings": ATIS_RECIPE}
@@ -309,7 +317,8 @@ def score_clinc_seed(seed: int, cache_dir: Path) -> dict:
                 scores = clinc_scores(answers, rows, new)
                 results[name].setdefault(split, {})[str(error_scale)] = scores
         print(f"seed {seed} {name}: {results[name]}", flush=True)
-    for run in (f"continue-new-s{seed}", f"continue-replay-s{seed}", f"continue-frozen-s{seed}", f"scratch-s{seed}"):
+    ways = ("new", "distill", "replay", "frozen")
+    for run in (*(f"continue-{way}-s{seed}" for way in ways), f"scratch-s{seed}"):
         model_dir = cache_dir / "models" / run
         if not (model_dir / "benchmark_run.json").exists():
             continue

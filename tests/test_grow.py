@@ -208,3 +208,78 @@ def test_bad_examples_are_one_error_line(oos_model, tmp_path, capsys, rows, opti
 def test_removing_a_label_without_examples_is_refused(oos_model, tmp_path, capsys):
     assert cli.main(["add-examples", str(oos_model), "--remove", "book_table", "--output-dir", str(tmp_path)]) == 2
     assert "has no examples of ['book_table']" in capsys.readouterr().err
+
+
+def old_label_kl(old_dir: Path, new_dir: Path, texts: list[str], tokenizer) -> float:
+    """Mean KL(old || new) over `texts` between the two models' softmax over the old model's intents (`UNK` out)."""
+    old_model, new_model = (MultiTaskBertModel.from_pretrained(folder).eval() for folder in (old_dir, new_dir))
+    labels = old_model.config.task_labels("intent")
+    old_ids = [index for index, label in enumerate(labels) if label != "UNK"]
+    inputs = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        old, new = (model(**inputs).logits["intent"][:, old_ids].log_softmax(-1) for model in (old_model, new_model))
+    return torch.nn.functional.kl_div(new, old, reduction="batchmean", log_target=True).item()
+
+
+@pytest.fixture(scope="module")
+def confident_model(tmp_path_factory, tiny_backbone_dir) -> Path:
+    """Three intents learnt well enough (about 0.8 of the probability on the right one) that forgetting shows."""
+    data = tmp_path_factory.mktemp("old_intents")
+    rows = [{"text": text, "intent": intent} for intent, texts in INTENT_WORDS.items() for text in texts]
+    for split in ("train", "validation", "test"):
+        write_jsonl(data / f"{split}.jsonl", rows * 3)
+    output_dir = tmp_path_factory.mktemp("old_intents_run") / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data", str(data), "--output-dir", str(output_dir)]
+    argv += ["--learning-rate", "3e-3", "--head-learning-rate", "3e-3", *FAST, "--max-steps", "60"]
+    assert cli.main(argv) == 0
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def continued_on_new_intent(confident_model, tmp_path_factory) -> dict[float, Path]:
+    """`confident_model` continued on a new intent's utterances alone, same seed, with distillation weights 0 and 1."""
+    data = tmp_path_factory.mktemp("new_intent_only")
+    for split in ("train", "validation", "test"):
+        write_jsonl(data / f"{split}.jsonl", [{"text": text, "intent": "book_table"} for text in NEW_INTENT] * 3)
+    folders = {}
+    for weight in (0.0, 1.0):
+        folders[weight] = tmp_path_factory.mktemp("continued") / "model"
+        argv = ["train", "--model-name-or-path", str(confident_model), "--data", str(data)]
+        argv += ["--output-dir", str(folders[weight]), "--distill-old-labels", str(weight), "--logging-steps", "10"]
+        assert cli.main([*argv, "--learning-rate", "1e-3", *FAST]) == 0
+    return folders
+
+
+def test_distillation_towards_the_old_model_is_a_logged_loss(continued_on_new_intent):
+    for weight, folder in continued_on_new_intent.items():
+        log_history = json.loads((folder / "model_card_inputs.json").read_text())["log_history"]
+        logged = [entry.get("loss_distillation") for entry in log_history if "loss" in entry]
+        assert len(logged) == 3
+        if weight:
+            assert all(loss > 0 for loss in logged), logged
+        else:
+            assert logged == [None] * 3
+
+
+def test_distillation_keeps_the_old_intents_answers_closer_to_the_old_model(
+    confident_model, continued_on_new_intent, tokenizer
+):
+    old_texts = [text for texts in INTENT_WORDS.values() for text in texts]
+    plain, distilled = (
+        old_label_kl(confident_model, continued_on_new_intent[weight], old_texts, tokenizer) for weight in (0.0, 1.0)
+    )
+    assert distilled < 0.6 * plain, (distilled, plain)
+    grown = MultiTaskBertModel.from_pretrained(continued_on_new_intent[1.0]).config.task_labels("intent")
+    assert grown[-1] == "book_table"
+
+
+@pytest.mark.parametrize("continued", [False, True])
+def test_distillation_without_a_continued_model_is_one_error_line(tiny_backbone_dir, tmp_path, capsys, continued):
+    output_dir = tmp_path / "model"
+    location = ["--model_name_or_path" if continued else "--backbone", str(tiny_backbone_dir)]
+    argv = ["train", *location, "--output-dir", str(output_dir), "--distill_old_labels", "0.5", *FAST]
+    assert cli.main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line or "Traceback" in line]
+    assert len(errors) == 1 and errors[0].startswith("multitask-bert train: error: --distill_old_labels 0.5 distils")
+    assert ("not the encoder" in errors[0]) == continued
+    assert not output_dir.exists()

@@ -31,6 +31,8 @@ from .training_args import MultiTaskTrainingArguments
 
 # The joint loss's embedding-preservation term, logged as `loss_embedding_preservation` beside the task losses.
 PRESERVATION_LOSS = "embedding_preservation"
+# The distillation term on a continued model's old labels (`distill_old_labels`), logged as `loss_distillation`.
+DISTILLATION_LOSS = "distillation"
 
 # `encoder.layer.3.` (BERT, RoBERTa, ELECTRA, MPNet, DeBERTa), `transformer.layer.3.` (DistilBERT), `layers.3.`
 # (ModernBERT), `block.3.` (T5 encoders): the first such index in a parameter name is its encoder layer.
@@ -64,6 +66,23 @@ class TaskLossTracker:
         self.sums, self.counts = {}, {}
         sums, counts = totals[: len(tasks)].tolist(), totals[len(tasks) :].tolist()
         return {f"loss_{task}": total / count for task, total, count in zip(tasks, sums, counts, strict=True) if count}
+
+
+def old_label_distillation_loss(
+    old_logits: dict[str, torch.Tensor], logits: dict[str, torch.Tensor], old_labels: dict[str, list[str]]
+) -> torch.Tensor:
+    """
+    Sum over the tasks of `old_labels` (`{task: the old model's labels}`) of the batch mean of `KL(old || new)`
+    between the softmax of `old_logits` and that of `logits` over the old label ids (the first ones of a grown head),
+    `UNK` left out of both; in float32.
+    """
+    total = torch.zeros((), device=next(iter(logits.values())).device)
+    for task, labels in old_labels.items():
+        answerable = [index for index, label in enumerate(labels) if label != UNK]
+        old_log_probs = old_logits[task][:, answerable].float().log_softmax(dim=-1)
+        log_probs = logits[task][:, answerable].float().log_softmax(dim=-1)
+        total = total + nn.functional.kl_div(log_probs, old_log_probs, reduction="batchmean", log_target=True)
+    return total
 
 
 def encoder_layer_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
@@ -158,6 +177,10 @@ class MultiTaskTrainer(Trainer):
       run's new model is its teacher); `loss_<task>` and
       `loss_embedding_preservation` (means over the logging interval) join every training log and `eval_loss_<task>`
       the evaluation metrics;
+    - with `distill_old_labels > 0`, that weight times [`old_label_distillation_loss`] towards `old_model` (the
+      model training continues from, before its heads grew; kept frozen in eval mode on the training device): on
+      every training batch, `KL(old || new)` over the old labels of each of its sentence-level tasks, logged as
+      `loss_distillation`;
     - the optimizer has layer-wise learning-rate decay over the encoder, its own rate for the heads, no weight decay
       on biases, norms and uncertainty weights, and no state for frozen parameters;
     - evaluation and prediction return ids, not logits: `{task: ids}` for predictions and labels (CRF heads decoded
@@ -168,7 +191,11 @@ class MultiTaskTrainer(Trainer):
     """
 
     def __init__(
-        self, model: MultiTaskBertModel | None = None, args: MultiTaskTrainingArguments | None = None, **kwargs
+        self,
+        model: MultiTaskBertModel | None = None,
+        args: MultiTaskTrainingArguments | None = None,
+        old_model: MultiTaskBertModel | None = None,
+        **kwargs,
     ):
         if args is not None and not isinstance(args, MultiTaskTrainingArguments):
             raise TypeError(f"MultiTaskTrainer needs MultiTaskTrainingArguments, got {type(args).__name__}.")
@@ -198,6 +225,28 @@ class MultiTaskTrainer(Trainer):
                     "and `metric_for_best_model`."
                 )
             self.add_callback(EarlyStoppingCallback(self.args.early_stopping_patience))
+        self.old_model = self._frozen_old_model(old_model)
+
+    def _frozen_old_model(self, old_model: MultiTaskBertModel | None) -> MultiTaskBertModel | None:
+        """With `distill_old_labels` on, `old_model` checked against the model's heads, frozen, in eval mode, on the
+        training device (in place); else `None`."""
+        weight = self.args.distill_old_labels
+        if not weight:
+            return None
+        if old_model is None:
+            raise ValueError(
+                f"distill_old_labels={weight} needs `old_model`: the model training continues from, before its heads "
+                "grew."
+            )
+        config = self.model.config
+        for task in old_model.config.sentence_tasks:
+            labels = old_model.config.task_labels(task)
+            if task not in config.sentence_tasks or config.task_labels(task)[: len(labels)] != labels:
+                raise ValueError(
+                    f"The old model's {task!r} labels {labels} are not the first labels of the model's {task!r} head: "
+                    "distillation compares the same label ids."
+                )
+        return old_model.to(self.args.device).eval().requires_grad_(False)
 
     @classmethod
     def from_data(
@@ -318,9 +367,21 @@ class MultiTaskTrainer(Trainer):
                 teacher_embedding = self._teacher_embedding(inputs)
             losses[PRESERVATION_LOSS] = embedding_preservation_loss(outputs.sentence_embedding, teacher_embedding)
             loss = loss + weight * losses[PRESERVATION_LOSS]
+        if model.training and self.old_model is not None:
+            losses[DISTILLATION_LOSS] = self._old_label_distillation(outputs.logits, inputs)
+            loss = loss + self.args.distill_old_labels * losses[DISTILLATION_LOSS]
         tracker = self._train_task_losses if model.training else self._eval_task_losses
         tracker.add(losses, inputs)
         return (loss, outputs) if return_outputs else loss
+
+    def _old_label_distillation(self, logits: dict[str, torch.Tensor], inputs: dict) -> torch.Tensor:
+        """[`old_label_distillation_loss`] of the batch: the old model's logits of `inputs`, no gradient."""
+        with torch.no_grad(), self.accelerator.autocast():
+            old_logits = self.old_model(**{key: inputs[key] for key in MODEL_INPUTS if key in inputs}).logits
+        config = self.old_model.config
+        return old_label_distillation_loss(
+            old_logits, logits, {task: config.task_labels(task) for task in config.sentence_tasks}
+        )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:

@@ -79,6 +79,12 @@ class MultiTaskTrainingArguments(TrainingArguments):
             Weight of the embedding-preservation term in the joint loss: `1 - cosine` between each training
             example's sentence embedding and the embedding the model gave it before training (computed once, before
             the first step), so the embedding stays a general-purpose one. 0 turns it off.
+        distill_old_labels (`float`, defaults to 0.0):
+            Weight of a distillation term that keeps a continued model's answers on its old labels, so that training
+            on new labels' data alone forgets less: per sentence-level task, `KL(old || new)` between the old
+            model's softmax over its labels (the model training continues from, before its heads grew, frozen) and
+            the trained model's softmax over the same label ids, on every training batch. Token-level tasks are
+            not distilled. [`MultiTaskTrainer`] needs the old model (`old_model`); 0 turns it off.
         early_stopping_patience (`int`, *optional*):
             Stop when `metric_for_best_model` has not improved for this many evaluations (transformers'
             [`~transformers.EarlyStoppingCallback`]; it needs `load_best_model_at_end`).
@@ -115,6 +121,15 @@ class MultiTaskTrainingArguments(TrainingArguments):
         },
     )
 
+    distill_old_labels: float = field(
+        default=0.0,
+        metadata={
+            "help": "Continuing a trained model (--model_name_or_path): weight of the loss term that keeps its "
+            "answers on its old labels, KL(old model || trained model) over the old labels of each sentence-level "
+            "task on every training batch, so new labels' data alone forgets less; 0 turns it off."
+        },
+    )
+
     early_stopping_patience: int | None = field(
         default=None,
         metadata={
@@ -135,6 +150,8 @@ class MultiTaskTrainingArguments(TrainingArguments):
             raise ValueError(f"`head_learning_rate` must be >= 0, got {self.head_learning_rate}.")
         if self.embedding_preservation_weight < 0:
             raise ValueError(f"`embedding_preservation_weight` must be >= 0, got {self.embedding_preservation_weight}.")
+        if self.distill_old_labels < 0:
+            raise ValueError(f"`distill_old_labels` must be >= 0, got {self.distill_old_labels}.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"`early_stopping_patience` must be >= 1, got {self.early_stopping_patience}.")
         if self.freeze_layers < 0:

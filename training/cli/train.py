@@ -141,6 +141,21 @@ def dataset_and_model(
     return dataset, model, tokenizer
 
 
+def old_model_to_distill(model_args: ModelArguments, weight: float) -> MultiTaskBertModel | None:
+    """With `--distill_old_labels` (`weight > 0`), the trained model that training continues from, loaded apart as it
+    is before its heads grow: the distillation teacher on its old labels."""
+    if not weight:
+        return None
+    location = model_args.model_name_or_path
+    if not location or not is_multitask_bert_model(location):
+        not_an_encoder = f", not the encoder {location}" if location else ""
+        raise ValueError(
+            f"--distill_old_labels {weight} distils towards the trained model that training continues from: it "
+            f"needs --model_name_or_path of a multitask-bert model{not_an_encoder}."
+        )
+    return MultiTaskBertModel.from_pretrained(location)
+
+
 def main(argv: list[str]) -> int:
     """Fine-tune a multi-task model, evaluate it, write a model folder ready to publish."""
     parser = command_parser(
@@ -153,6 +168,7 @@ def main(argv: list[str]) -> int:
     model_args, data_args, out_of_scope_args, output_args, training_args = parse_dataclasses(parser, argv)
     splits = scored_splits(parser, argv)
     out_of_scope_args.check()
+    old_model = old_model_to_distill(model_args, training_args.distill_old_labels)
     output_dir = Path(training_args.output_dir)
     check_output_dir(output_dir, output_args.overwrite_output_dir, bool(training_args.resume_from_checkpoint))
     repo_id = take_over_hub_push(training_args, output_dir)
@@ -165,6 +181,10 @@ def main(argv: list[str]) -> int:
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
     dataset, model, tokenizer = dataset_and_model(model_args, data_args, out_of_scope_args, given)
+    if old_model is not None:
+        tasks = ", ".join(old_model.config.sentence_tasks)
+        weight = training_args.distill_old_labels
+        logger.info(f"Distillation towards the starting model on the old labels of {tasks} (weight {weight}).")
     data_tasks = list(task_levels(dataset["train"].features))
     trained = trained_tasks(model.config, data_tasks, data_args.tasks)
     # Saved with the model: the pipeline reads long texts in windows of the trained length (sentence-transformers keeps
@@ -214,6 +234,7 @@ def main(argv: list[str]) -> int:
         data_collator=MultiTaskDataCollator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=build_compute_metrics(model.config, per_type=False),
+        old_model=old_model,
     )
     keep_tensorboard_logs(trainer, output_dir)
     # A bad STS file fails now, not after training.
