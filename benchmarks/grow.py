@@ -13,7 +13,7 @@ trains on the other 140 with `multitask-bert train`. Then the 10 come back:
   train utterances only (`continue-new`), on them with distillation towards the base model's answers on the old
   intents (`continue-distill`, `--distill_old_labels 1`), on them plus a replay sample of 10 utterances per old
   intent (`continue-replay`), or on that replay data with the encoder frozen (`continue-frozen`: only the heads
-  learn);
+  learn), or on all 150 intents' train utterances for one epoch (`continue-all`: the old and new data together);
 - against `scratch`: all 150 trained from scratch with the same recipe.
 Scores on the test split: in-scope accuracy on the new intents' queries and on the old ones (answering out-of-scope
 is wrong), out-of-scope recall, and the wall time of each way. ATIS: `atis-base` without two slot types (their tags
@@ -92,6 +92,12 @@ def runs() -> dict[str, dict]:
             "data": "continue-replay",
             "seed": seed,
             "settings": {**CONTINUE_RECIPE, "freeze_backbone": True},
+            "from": f"base-s{seed}",
+        }
+        table[f"continue-all-s{seed}"] = {  # the old and the new data together, one epoch
+            "data": "scratch",
+            "seed": seed,
+            "settings": {**CONTINUE_RECIPE, "num_train_epochs": 1},
             "from": f"base-s{seed}",
         }
         table[f"continue-distill-s{seed}"] = {
@@ -317,7 +323,7 @@ def score_clinc_seed(seed: int, cache_dir: Path) -> dict:
                 scores = clinc_scores(answers, rows, new)
                 results[name].setdefault(split, {})[str(error_scale)] = scores
         print(f"seed {seed} {name}: {results[name]}", flush=True)
-    ways = ("new", "distill", "replay", "frozen")
+    ways = ("new", "distill", "replay", "frozen", "all")
     for run in (*(f"continue-{way}-s{seed}" for way in ways), f"scratch-s{seed}"):
         model_dir = cache_dir / "models" / run
         if not (model_dir / "benchmark_run.json").exists():

@@ -101,4 +101,10 @@ def describe_training(
             if preservation
             else "off (weight 0)"
         )
+    distillation = getattr(args, "distill_old_labels", 0.0)
+    if distillation:
+        lines["Distillation"] = (
+            f"weight {_number(distillation)} on the KL divergence from the starting model's answers on its own "
+            "sentence labels"
+        )
     return lines

@@ -255,10 +255,13 @@ def test_distillation_towards_the_old_model_is_a_logged_loss(continued_on_new_in
         log_history = json.loads((folder / "model_card_inputs.json").read_text())["log_history"]
         logged = [entry.get("loss_distillation") for entry in log_history if "loss" in entry]
         assert len(logged) == 3
+        card = (folder / "README.md").read_text()
         if weight:
             assert all(loss > 0 for loss in logged), logged
+            assert "weight 1 on the KL divergence from the starting model's answers" in card
         else:
             assert logged == [None] * 3
+            assert "KL divergence" not in card
 
 
 def test_distillation_keeps_the_old_intents_answers_closer_to_the_old_model(
