@@ -259,3 +259,19 @@ def test_peak_rss_probe_measures_the_child_alone():
     del ballast
     assert empty < 100
     assert 295 <= known - empty < 320  # 300 MiB of bytes, give or take the interpreter's own pages
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="the probe reads Linux's /proc")
+def test_data_memory_loads_the_rows_it_reports(tmp_path):
+    """data_memory.py's child really loads the file (eager and streamed) and the file has the rows it says."""
+    data_memory = benchmark_module("data_memory")
+    path = tmp_path / "rows.jsonl"
+    data_memory.write_rows(path, 30)
+    assert len(path.read_text().splitlines()) == 30
+    for streaming in (False, True):
+        script = data_memory.load_script(path, tmp_path / "cache", streaming)
+        result = subprocess.run(
+            [sys.executable, "-c", script + "print(len(list(data['train'])))"], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[-1] == "30"
