@@ -5,6 +5,9 @@ retraining from scratch; and two new ATIS slot types by continued training.
     python benchmarks/grow.py --train-only --runs base-s0 base-s1
     python benchmarks/grow.py --report-only         # score the cached runs only
     python benchmarks/grow.py --tables-only         # the markdown tables from results/grow.json
+    python benchmarks/grow.py --train-only --runs timing-scratch-s0 &  # and at the same time, in another shell:
+    python benchmarks/grow.py --train-only --runs timing-continue-all-s0
+    python benchmarks/grow.py --timing-only         # then: their side-by-side seconds into results/grow.json
 
 CLINC150 (in-scope intents, out-of-scope detection on): per seed, 10 intents drawn at random are held out; `base`
 trains on the other 140 with `multitask-bert train`. Then the 10 come back:
@@ -106,6 +109,9 @@ def runs() -> dict[str, dict]:
             "settings": {**CONTINUE_RECIPE, "distill_old_labels": 1.0},
             "from": f"base-s{seed}",
         }
+    # Timed side by side (started together, one thread each): retraining from scratch against continuing on all data.
+    table["timing-scratch-s0"] = {**table["scratch-s0"]}
+    table["timing-continue-all-s0"] = {**table["continue-all-s0"]}
     table["atis-base-s0"] = {"data": "atis-base", "seed": 0, "settings": ATIS_RECIPE}
     table["atis-scratch-s0"] = {"data": "atis-scratch", "seed": 0, "settings": ATIS_RECIPE}
     table["atis-continue-s0"] = {
@@ -407,6 +413,16 @@ def score_atis(cache_dir: Path) -> dict:
     return results
 
 
+def side_by_side_seconds(cache_dir: Path) -> dict[str, float]:
+    """The wall times of the `timing-*` runs, started together on one thread each."""
+    seconds = {}
+    for run in ("timing-scratch-s0", "timing-continue-all-s0"):
+        done = cache_dir / "models" / run / "benchmark_run.json"
+        if done.exists():
+            seconds[run.removeprefix("timing-").removesuffix("-s0")] = json.loads(done.read_text())["train_seconds"]
+    return seconds
+
+
 def summary(per_seed: list[dict]) -> dict[str, dict[str, str]]:
     """Mean ± std (population) over seeds of every score of every way that each seed has."""
     ways = [way for way in per_seed[0] if way != "new_intents" and all(way in seed for seed in per_seed)]
@@ -475,6 +491,14 @@ def markdown(results: dict) -> str:
                 f"| {way} | {scores['closed_set_accuracy']} | {scores['closed_set_new_accuracy']} | "
                 f"{scores['closed_set_old_accuracy']} | {scores['seconds']} |"
             )
+    timing = results.get("side_by_side_seconds") or {}
+    if len(timing) == 2:
+        lines += [
+            "",
+            f"Timed side by side (seed 0, both started together, one thread each, the same machine and load): "
+            f"retraining from scratch {timing['scratch']:.0f} s, continuing on all the data for one epoch "
+            f"{timing['continue-all']:.0f} s ({timing['continue-all'] / timing['scratch']:.2f} of it).",
+        ]
     if results.get("atis"):
         lines += [
             "",
@@ -498,24 +522,30 @@ def main() -> None:
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--tables-only", action="store_true")
+    parser.add_argument("--timing-only", action="store_true", help="add the side-by-side timing runs' seconds only")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     args = parser.parse_args()
     if not (DATA_ROOT / "clinc150").is_dir():
         raise SystemExit(f"No CLINC150 data at {DATA_ROOT / 'clinc150'}.")
-    names = args.runs or list(runs())
-    if not (args.report_only or args.tables_only):
+    names = args.runs or [name for name in runs() if not name.startswith("timing-")]  # those run side by side
+    if not (args.report_only or args.tables_only or args.timing_only):
         for name in names:
             train_run(name, runs()[name], args.cache_dir)
     if args.train_only:
         return
     results_file = RESULTS / "grow.json"
-    if not args.tables_only:
+    if args.timing_only:
+        results = json.loads(results_file.read_text())
+        results["side_by_side_seconds"] = side_by_side_seconds(args.cache_dir)
+        results_file.write_text(json.dumps(results, indent=2) + "\n")
+    elif not args.tables_only:
         trained = [
             seed for seed in SEEDS if (args.cache_dir / "models" / f"base-s{seed}" / "benchmark_run.json").exists()
         ]
         results = {
             "clinc": [score_clinc_seed(seed, args.cache_dir) for seed in trained],
             "atis": score_atis(args.cache_dir),
+            "side_by_side_seconds": side_by_side_seconds(args.cache_dir),
         }
         results_file.write_text(json.dumps(results, indent=2) + "\n")
     results = json.loads(results_file.read_text())

@@ -182,6 +182,26 @@ def test_continued_training_grows_the_heads_with_new_labels(oos_model, tmp_path,
     assert grown.task_labels("intent") == [*old, "book_table"]
     assert "added to its head (old ids kept): ['book_table']" in caplog.text
     assert grown.task_out_of_scope("intent")["label"] == "oos"
+    assert "forgets them" not in caplog.text  # the old intents are in the data too
+
+
+def test_growing_on_the_new_labels_alone_warns_that_the_old_ones_are_forgotten(oos_model, tmp_path, caplog):
+    data = tmp_path / "new_only"
+    data.mkdir()
+    kept = next(iter(INTENT_WORDS))  # one old intent stays in the data
+    rows = [{"text": text, "intent": "book_table"} for text in NEW_INTENT] * 3
+    rows += [{"text": text, "intent": kept} for text in INTENT_WORDS[kept]]
+    rows += [{"text": text, "intent": "oos"} for text in OUT_OF_SCOPE]
+    for split in ("train", "validation", "test"):
+        write_jsonl(data / f"{split}.jsonl", rows)
+    old = [
+        label for label in MultiTaskBertModel.from_pretrained(oos_model).config.task_labels("intent") if label != "UNK"
+    ]
+    argv = ["train", "--model-name-or-path", str(oos_model), "--data", str(data), "--output-dir", str(tmp_path / "m")]
+    with caplog.at_level("INFO"):
+        assert cli.main([*argv, *FAST]) == 0
+    warnings = [record.getMessage() for record in caplog.records if "forgets them" in record.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"intent: the train split has no example of {len(old) - 1} of")
 
 
 @pytest.mark.parametrize(

@@ -85,3 +85,18 @@ def grow_heads(model: MultiTaskBertModel, dataset: DatasetDict) -> dict[str, lis
             model.grow_labels(task, new)
             grown[task] = new
     return grown
+
+
+def labels_missing_from_train(labels: dict[str, list[str]], train: Dataset) -> dict[str, list[str]]:
+    """Per sentence-level task of `labels` (`{task: a model's labels}`), those that no example of `train` has (`UNK`
+    aside): the labels that training on `train` alone forgets."""
+    levels = task_levels(train.features)
+    missing = {}
+    for task, names in labels.items():
+        if levels.get(task) != "sentence":
+            continue
+        column_names = label_names(train.features, task)
+        seen = {column_names[index] for index in train.unique(task) if index >= 0}
+        if absent := [label for label in names if label not in seen and label != UNK]:
+            missing[task] = absent
+    return missing

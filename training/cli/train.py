@@ -22,7 +22,14 @@ from ..out_of_scope import check_out_of_scope_fit, fit_out_of_scope, sentence_ta
 from ..output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
 from ..recipe import apply_training_recipe, recipe_model_options, selection_metric
 from ..sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
-from ..tasks import grow_heads, head_specs, select_label_columns, trained_tasks, unknown_train_labels
+from ..tasks import (
+    grow_heads,
+    head_specs,
+    labels_missing_from_train,
+    select_label_columns,
+    trained_tasks,
+    unknown_train_labels,
+)
 from ..trainer import MultiTaskTrainer, build_compute_metrics, set_loss_weighting
 from ..training_args import MultiTaskTrainingArguments, cpu_bf16_pays_off
 from .arguments import (
@@ -120,11 +127,14 @@ def dataset_and_model(
         out_of_scope = out_of_scope_args.labels(model)
         dataset = data_args.load(tokenizer, label_lists, out_of_scope)
         if "train" in dataset and unknown_train_labels(dataset["train"], model.config.tasks):
+            old_labels = {task: model.config.task_labels(task) for task in model.config.sentence_tasks}
             grown = grow_heads(model, data_args.load(tokenizer, None, out_of_scope))
             for task, labels in grown.items():
                 logger.info(f"New labels of {task} in the train split, added to its head (old ids kept): {labels}")
             label_lists = {task: model.config.task_labels(task) for task in model.config.tasks}
             dataset = data_args.load(tokenizer, label_lists, out_of_scope)
+            for task, absent in labels_missing_from_train(old_labels, dataset["train"]).items():
+                logger.warning(FORGETTING_WARNING.format(task=task, count=len(absent), total=len(old_labels[task])))
     else:
         backbone = model_args.backbone or default_backbone_path()
         check_model_location(backbone)
@@ -139,6 +149,15 @@ def dataset_and_model(
         raise ValueError(f"The data has no train split (it has {list(dataset)}).")
     set_loss_weighting(model, model_args.task_weights, model_args.uncertainty_weighting)
     return dataset, model, tokenizer
+
+
+# What continuing on the new labels' data alone costs, from benchmarks/grow.py (CLINC150, 3 seeds, the head alone).
+FORGETTING_WARNING = (
+    "{task}: the train split has no example of {count} of the {total} labels the model had: training on the new "
+    "labels alone forgets them (on CLINC150 the old intents fell from 96.7% to 85.3%; benchmarks/README.md#growpy). "
+    "Train on the old and the new data together (one epoch matched retraining there) or with a replay sample of the "
+    "old data; --distill-old-labels 1 only halves the loss (docs/growing.md)."
+)
 
 
 def old_model_to_distill(model_args: ModelArguments, weight: float) -> MultiTaskBertModel | None:
