@@ -495,9 +495,10 @@ def markdown(results: dict) -> str:
     if len(timing) == 2:
         lines += [
             "",
-            f"Timed side by side (seed 0, both started together, one thread each, the same machine and load): "
+            f"Timed side by side (seed 0, both started together on one thread each, sharing the machine's load): "
             f"retraining from scratch {timing['scratch']:.0f} s, continuing on all the data for one epoch "
-            f"{timing['continue-all']:.0f} s ({timing['continue-all'] / timing['scratch']:.2f} of it).",
+            f"{timing['continue-all']:.0f} s ({timing['continue-all'] / timing['scratch']:.2f} of it; both include the "
+            "same passes over the data besides training: teacher vectors, detector fit, calibration, evaluation).",
         ]
     if results.get("atis"):
         lines += [
