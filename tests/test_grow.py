@@ -182,7 +182,7 @@ def test_continued_training_grows_the_heads_with_new_labels(oos_model, tmp_path,
     assert grown.task_labels("intent") == [*old, "book_table"]
     assert "added to its head (old ids kept): ['book_table']" in caplog.text
     assert grown.task_out_of_scope("intent")["label"] == "oos"
-    assert "forgets them" not in caplog.text  # the old intents are in the data too
+    assert "forgets them" not in caplog.text and "Distillation towards" not in caplog.text  # old intents are there
 
 
 def test_growing_on_the_new_labels_alone_warns_that_the_old_ones_are_forgotten(oos_model, tmp_path, caplog):
@@ -202,6 +202,15 @@ def test_growing_on_the_new_labels_alone_warns_that_the_old_ones_are_forgotten(o
         assert cli.main([*argv, *FAST]) == 0
     warnings = [record.getMessage() for record in caplog.records if "forgets them" in record.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith(f"intent: the train split has no example of {len(old) - 1} of")
+    assert "Distillation towards the starting model on the old labels of intent (weight 1.0)" in caplog.text
+    log_history = json.loads((tmp_path / "m" / "model_card_inputs.json").read_text())["log_history"]
+    assert any(entry.get("loss_distillation", 0) > 0 for entry in log_history)  # on by default here
+
+    caplog.clear()
+    argv = [*argv[:-1], str(tmp_path / "given"), "--distill-old-labels", "0"]
+    with caplog.at_level("INFO"):
+        assert cli.main([*argv, *FAST]) == 0
+    assert "Distillation towards" not in caplog.text  # a given weight wins
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ from transformers.utils import logging as transformers_logging
 from ...hub_card.dataset_summary import summarize_dataset
 from ...hub_card.hyperparameters import describe_training
 from ...hub_card.model_card import hub_base_model, write_model_card
-from ...modeling import MultiTaskBertModel, default_backbone_path
+from ...modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 from ..data import MultiTaskDataCollator, task_levels, tokenize_dataset
 from ..loading import check_model_location, is_multitask_bert_model, load_tokenizer
 from ..out_of_scope import check_out_of_scope_fit, fit_out_of_scope, sentence_task_scores
 from ..output_folder import apply_umask, check_output_dir, checkpoints_dir, remove_checkpoints
-from ..recipe import apply_training_recipe, recipe_model_options, selection_metric
+from ..recipe import GROWTH_DISTILLATION, apply_training_recipe, recipe_model_options, selection_metric
 from ..sts_benchmark import StsPairs, read_sts_benchmark, sts_benchmark_spearman
 from ..tasks import (
     grow_heads,
@@ -96,6 +96,9 @@ RECIPE_HELP = {
     "when there is a validation split and every saved checkpoint is evaluated.",
     "metric_for_best_model": "Default: validation sentence accuracy (every task right) for several tasks, else the "
     "task's accuracy or entity F1.",
+    "distill_old_labels": "Continuing a trained model (--model_name_or_path): weight of the loss term that keeps its "
+    "answers on its old labels (KL from the starting model's softmax over them, per sentence-level task and batch). "
+    "Default: 1 when the train split lacks some of the model's labels, else 0 (docs/growing.md).",
 }
 
 
@@ -157,8 +160,18 @@ FORGETTING_WARNING = (
     "{task}: the train split has no example of {count} of the {total} labels the model had: training on the new "
     "labels alone forgets them (on CLINC150 the old intents' queries answered right fell from 93.1% to 80.7%; "
     "benchmarks/README.md#growpy). Train on the old and the new data together (one epoch kept 93.0% there) or with a "
-    "replay sample of the old data (92.1%); --distill-old-labels 1 kept 84.6% (docs/growing.md)."
+    "replay sample of the old data (92.1%). Unless --distill-old-labels is given, training distils towards the old "
+    "answers (weight 1), which kept 84.6% there (docs/growing.md)."
 )
+
+
+def forgets_old_labels(model_args: ModelArguments, train) -> bool:
+    """Whether training continues a multitask-bert model on a train split that lacks some of its sentence labels."""
+    location = model_args.model_name_or_path
+    if not location or not is_multitask_bert_model(location):
+        return False
+    config = MultiTaskBertConfig.from_pretrained(location)
+    return bool(labels_missing_from_train({task: config.task_labels(task) for task in config.sentence_tasks}, train))
 
 
 def old_model_to_distill(model_args: ModelArguments, weight: float) -> MultiTaskBertModel | None:
@@ -201,6 +214,9 @@ def main(argv: list[str]) -> int:
 
     set_seed(training_args.seed)  # the heads' initialisation too: the Trainer seeds only once the model exists
     dataset, model, tokenizer = dataset_and_model(model_args, data_args, out_of_scope_args, given)
+    if "distill_old_labels" not in given and forgets_old_labels(model_args, dataset["train"]):
+        training_args.distill_old_labels = GROWTH_DISTILLATION
+        old_model = old_model_to_distill(model_args, GROWTH_DISTILLATION)
     if old_model is not None:
         tasks = ", ".join(old_model.config.sentence_tasks)
         weight = training_args.distill_old_labels
