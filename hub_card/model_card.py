@@ -45,7 +45,8 @@ PACKAGED_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # One pipeline tag per repo on the Hub. The model works in transformers' token-classification pipeline (the `ner`
 # head, `MultiTaskBertForTokenClassification`), and the joint pipeline returns entity spans (plus the intent), what the
 # Hub's token-classification search filter stands for (slot-filling / NER models are listed there); the other
-# abilities go into `tags`. No `widget`: the Hub's inference widgets do not run remote code.
+# abilities go into `tags`; a model without token-level tasks is tagged text-classification. No `widget`: the Hub's
+# inference widgets do not run remote code.
 PIPELINE_TAG = "token-classification"
 TAGS = [
     "multitask",
@@ -178,7 +179,7 @@ def build_model_card(
         language=language,
         license=license,
         library_name="transformers",
-        pipeline_tag=PIPELINE_TAG,
+        pipeline_tag=PIPELINE_TAG if config.token_tasks else "text-classification",
         tags=TAGS,
         base_model=base_model,
         datasets=[dataset_id] if dataset_id else None,

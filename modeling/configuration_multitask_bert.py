@@ -36,6 +36,8 @@ EXAMPLE_METRICS = ("mahalanobis", "cosine")
 # How much of the error that a mean of `n` examples adds to a Mahalanobis distance (`hidden_size / n`) is taken off
 # a prototype's distances (`ExampleMemory`): chosen on CLINC150's validation split by benchmarks/grow.py.
 DEFAULT_EXAMPLE_ERROR_SCALE = 3.0
+# The scale of examples saved before the scale was stored in the config (they keep their answers).
+LEGACY_EXAMPLE_ERROR_SCALE = 1.0
 DEFAULT_TASKS = {
     "intent": {"level": "sentence", "labels": ["LABEL_0", "LABEL_1"]},
     "ner": {"level": "token", "labels": ["O"]},

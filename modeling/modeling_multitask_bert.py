@@ -28,6 +28,7 @@ from .configuration_multitask_bert import (
     DEFAULT_EXAMPLE_ERROR_SCALE,
     DEFAULT_SENTENCE_TASK,
     DEFAULT_TOKEN_TASK,
+    LEGACY_EXAMPLE_ERROR_SCALE,
     OUT_OF_SCOPE_METHODS_WITH_VECTORS,
     MultiTaskBertConfig,
 )
@@ -151,7 +152,7 @@ class ExampleMemory(nn.Module):
     The examples' vectors are buffers too, so removing a label's examples recomputes the prototypes without them.
     """
 
-    def __init__(self, metric: str, num_labels: int, size: int, hidden_size: int, error_scale: float = 1.0):
+    def __init__(self, metric: str, num_labels: int, size: int, hidden_size: int, error_scale: float):
         super().__init__()
         self.metric = metric
         self.error_scale = error_scale
@@ -415,7 +416,7 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
                     len(dict.fromkeys(examples["labels"])),
                     len(examples["labels"]),
                     hidden_size,
-                    examples.get("error_scale", DEFAULT_EXAMPLE_ERROR_SCALE),
+                    examples.get("error_scale", LEGACY_EXAMPLE_ERROR_SCALE),
                 )
                 for name in config.sentence_tasks
                 if (examples := config.task_examples(name)) is not None
@@ -695,7 +696,10 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         names = list(dict.fromkeys(labels))
         label_ids = torch.tensor([names.index(label) for label in labels], device=features.device)
         previous = self.config.task_examples(task) or {}
-        error_scale = float(previous.get("error_scale", DEFAULT_EXAMPLE_ERROR_SCALE))
+        # A task's examples keep their scale (saved before it was stored: the 1.0 of then); new ones get the default.
+        error_scale = float(
+            previous.get("error_scale", LEGACY_EXAMPLE_ERROR_SCALE if previous else DEFAULT_EXAMPLE_ERROR_SCALE)
+        )
         hidden_size = self.config.encoder.hidden_size
         memory = ExampleMemory(metric, len(names), len(labels), hidden_size, error_scale).to(features.device)
         whitening = self.out_of_scope_scorers[task].whitening if metric == "mahalanobis" else None

@@ -211,3 +211,22 @@ def test_streamed_classlabel_columns_give_their_own_names():
     )
     assert task_label_lists(dataset) == {"intent": ["book", "greet", UNK], "ner": ["O", "B-CITY", "I-CITY", UNK]}
     assert [row["tokens"] for row in dataset["train"]] == [["hi"], ["book", "new", "york"]]
+
+
+def test_hf_dataset_vocabularies_come_from_the_rows_a_filtered_dataset_shows():
+    rows = Dataset.from_dict(
+        {"tokens": [["a"], ["b"], ["c"]], "intent": ["x", "y", "z"], "ner_tags": [["O"], ["B-Q"], ["O"]]}
+    )
+    kept = rows.filter(lambda row: row["intent"] != "y")
+    dataset = load_hf_dataset(DatasetDict({"train": kept}))
+    assert task_label_lists(dataset) == {"intent": ["x", "z", UNK], "ner": ["O", UNK]}  # no `y`, no `Q` entity
+    assert decoded(dataset["train"]) == [
+        {"tokens": ["a"], "intent": "x", "ner_tags": ["O"]},
+        {"tokens": ["c"], "intent": "z", "ner_tags": ["O"]},
+    ]
+
+
+def test_hf_dataset_refuses_a_label_named_unk_by_name():
+    rows = Dataset.from_dict({"tokens": [["a"], ["b"]], "intent": ["x", "UNK"]})
+    with pytest.raises(ValueError, match=r"train split: the intent label 'UNK' \(column 'intent'\) is reserved"):
+        load_hf_dataset(DatasetDict({"train": rows}))

@@ -14,6 +14,7 @@ from transformers import pipeline
 
 from conftest import make_pipeline, run_without_project, tiny_model
 from multitask_bert import MultiTaskBertModel, OnnxMultiTaskModel, export_onnx
+from multitask_bert.modeling.configuration_multitask_bert import DEFAULT_EXAMPLE_ERROR_SCALE
 from multitask_bert.training import cli
 
 NEW_INTENT = ["book a table for two", "reserve a table tonight", "table for four at eight", "book dinner for six"]
@@ -315,3 +316,25 @@ def test_distillation_without_a_continued_model_is_one_error_line(tiny_backbone_
     assert len(errors) == 1 and errors[0].startswith("multitask-bert train: error: --distill_old_labels 0.5 distils")
     assert ("not the encoder" in errors[0]) == continued
     assert not output_dir.exists()
+
+
+def test_examples_saved_before_the_scale_was_stored_keep_their_answers(oos_model, tokenizer, tmp_path):
+    """A config whose examples lack `error_scale` (saved before it was chosen on validation) keeps the 1.0 of then,
+    also when more examples are added; a new task's examples get the default."""
+    model = MultiTaskBertModel.from_pretrained(oos_model)
+    model.add_examples("intent", NEW_INTENT, ["book_table"] * len(NEW_INTENT), tokenizer)
+    assert model.config.task_examples("intent")["error_scale"] == DEFAULT_EXAMPLE_ERROR_SCALE == 3.0
+    batch = tokenizer(NEW_INTENT, padding=True, return_tensors="pt")
+    model.set_example_error_scale("intent", 1.0)
+    with torch.no_grad():
+        at_one = model.eval()(**batch).example_distances["intent"]
+    model.save_pretrained(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    config = json.loads(config_file.read_text())
+    del config["tasks"]["intent"]["examples"]["error_scale"]  # as the code before it wrote it
+    config_file.write_text(json.dumps(config))
+    old = MultiTaskBertModel.from_pretrained(tmp_path / "old").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(old(**batch).example_distances["intent"], at_one)
+    old.add_examples("intent", ["reserve a table for two"], ["book_table"], tokenizer)
+    assert old.config.task_examples("intent")["error_scale"] == 1.0

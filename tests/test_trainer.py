@@ -429,3 +429,21 @@ def test_streamed_data_trains_through_from_data_with_embedding_preservation(tmp_
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert logged and all(entry["loss_embedding_preservation"] > 0 for entry in logged)
     assert any("eval_intent_accuracy" in entry for entry in trainer.state.log_history)
+
+
+def test_from_data_refuses_a_model_whose_label_ids_the_data_does_not_share(tmp_path, tiny_backbone_dir):
+    from conftest import embedded_data_slice
+    from multitask_bert import load_data
+    from multitask_bert.training.loading import load_tokenizer
+
+    (tmp_path / "data").mkdir()
+    folder = embedded_data_slice(tmp_path / "data", {"train": 32})
+    data = load_data(folder)
+    intents = data["train"].features["intent"].names
+    model = MultiTaskBertModel.from_backbone(str(tiny_backbone_dir), intent_labels=intents[::-1])  # other ids
+    with pytest.raises(ValueError, match=r"not the model's .* in id order: read the data with the model's"):
+        MultiTaskTrainer.from_data(data, MultiTaskTrainingArguments(**tiny_training_settings(tmp_path)), model=model)
+    data = load_data(folder, label_lists={"intent": model.config.task_labels("intent")})
+    args = MultiTaskTrainingArguments(**tiny_training_settings(tmp_path))
+    trainer = MultiTaskTrainer.from_data(data, args, model=model, tokenizer=load_tokenizer(tiny_backbone_dir))
+    assert trainer.model is model

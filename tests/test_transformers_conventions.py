@@ -23,8 +23,8 @@ Left out, and why:
 - `logits` is a dict of task heads, so the single-head conventions (`problem_type`, `num_labels` sizing the head,
   `labels=`) do not fit; the task heads, `<task>_labels` and per-task losses are tested instead (here and in
   `test_modeling.py`), and `num_labels`/`id2label` only as inherited config attributes the model does not use.
-- The output has no `last_hidden_state` (sentence-transformers would then take token states from `forward`);
-  `get_text_features().last_hidden_state` offers it and is tested.
+- The output's `last_hidden_state` comes after `loss` and `losses` (so, without labels, first, as the
+  feature-extraction pipeline reads it); sentence-transformers takes `get_text_features()`, tested too.
 - Flash attention, flex attention, multi-GPU data parallel, model parallelism and `device_map` tests: no GPU and
   one device here (the encoder's own transformers tests cover those kernels).
 - TorchScript, head masking and head pruning: removed from transformers 5.

@@ -309,4 +309,5 @@ def test_train_disable_tqdm_silences_the_bars_of_every_step(tmp_path, tiny_backb
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         assert ("Teacher embeddings: 100%" in result.stderr) == shown, result.stderr[-2000:]
-        assert ("it/s]" in result.stderr) == shown, result.stderr[-2000:]
+        assert ("%|" in result.stderr) == shown, result.stderr[-2000:]  # any tqdm bar: transformers', datasets'
+        assert ("Tokenizing train" in result.stderr) == shown, result.stderr[-2000:]

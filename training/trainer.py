@@ -15,7 +15,7 @@ from transformers.trainer_optimizer import is_optimizer_factory
 from ..modeling import MultiTaskBertConfig, MultiTaskBertModel, default_backbone_path
 from ..modeling.modeling_multitask_bert import IGNORE_INDEX
 from ..modeling.pipeline_multitask_bert import answerable_logits
-from .data import UNK, MultiTaskDataCollator, tokenize_dataset
+from .data import UNK, MultiTaskDataCollator, task_label_lists, tokenize_dataset
 from .embedding_preservation import (
     TEACHER_EMBEDDING,
     embedding_preservation_loss,
@@ -83,6 +83,18 @@ def old_label_distillation_loss(
         log_probs = logits[task][:, answerable].float().log_softmax(dim=-1)
         total = total + nn.functional.kl_div(log_probs, old_log_probs, reduction="batchmean", log_target=True)
     return total
+
+
+def check_label_ids(data: DatasetDict | IterableDatasetDict, config: MultiTaskBertConfig) -> None:
+    """Raise a `ValueError` unless each task that `data` labels and the model has names its labels in the model's id
+    order (a trained model's data must be read with its vocabularies: `load_data(..., label_lists=...)`)."""
+    for task, names in task_label_lists(data).items():
+        if task in config.tasks and names != config.task_labels(task):
+            raise ValueError(
+                f"The data's {task} labels {names[:5]}... are not the model's {config.task_labels(task)[:5]}... in "
+                "id order: read the data with the model's vocabularies, load_data(..., label_lists={task: "
+                "model.config.task_labels(task) for task in model.config.tasks})."
+            )
 
 
 def encoder_layer_depths(backbone: nn.Module) -> tuple[dict[str, int], int]:
@@ -276,6 +288,7 @@ class MultiTaskTrainer(Trainer):
             name_or_path = model or default_backbone_path()
             tokenizer = tokenizer or load_tokenizer(name_or_path)
             model = MultiTaskBertModel.from_backbone(name_or_path, tasks=head_specs(data), tokenizer=tokenizer)
+        check_label_ids(data, model.config)
         tokenizer = tokenizer or load_tokenizer(model.name_or_path)
         features = tokenize_dataset(data, tokenizer, model.config.max_seq_length)
         if isinstance(features, DatasetDict):  # a stream's tokenized splits declare no columns to select from

@@ -7,6 +7,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+import datasets
 import torch
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase, set_seed
@@ -209,6 +210,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if training_args.disable_tqdm:  # the Trainer's switch silences the bars of every other step of the run too
         transformers_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     if training_args.bf16 and training_args.use_cpu:
         logging.getLogger(__name__).info("Training on the CPU under bf16 autocast (`--bf16 false` trains in fp32).")
 

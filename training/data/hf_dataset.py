@@ -181,6 +181,11 @@ def _label_names(dataset: Dataset | IterableDataset, column: str, level: str) ->
     return _names_of(feature if level == "sentence" else getattr(feature, "feature", None))
 
 
+def _column(dataset: Dataset, column: str):
+    """A column as Arrow holds it, of the rows the dataset shows (after `filter`, `select`, `shuffle`)."""
+    return dataset.with_format("arrow")[column]
+
+
 def _train_vocabulary(
     train: Dataset | IterableDataset,
     tasks: Mapping[str, tuple[str, str]],
@@ -200,7 +205,7 @@ def _train_vocabulary(
                 )
             values = list(names.names)
         else:
-            array = train.data.column(column)
+            array = _column(train, column)
             if level == "token":
                 array = pc.list_flatten(array)
             values = [value for value in pc.unique(array).to_pylist() if value is not None]
@@ -209,6 +214,11 @@ def _train_vocabulary(
             elif level == "sentence":
                 values = [value for value in values if not (isinstance(value, int) and value < 0)]
         values = [str(value) for value in values]
+        if level == "sentence" and UNK in values:
+            raise ValueError(
+                f"{source}, train split: the {task} label {UNK!r} (column {column!r}) is reserved for labels unseen in "
+                "training; rename it."
+            )
         if level == "sentence":
             vocabulary[task] = sorted(set(values) - {out_of_scope.get(task)}) + [UNK]
         else:
@@ -225,7 +235,7 @@ def _check_out_of_scope_present(
         found = set()
         for dataset in splits.values() if task in columns else ():
             names = _label_names(dataset, columns[task], "sentence")
-            values = [value for value in pc.unique(dataset.data.column(columns[task])).to_pylist() if value is not None]
+            values = [value for value in pc.unique(_column(dataset, columns[task])).to_pylist() if value is not None]
             found.update(names.int2str(value) if names and value >= 0 else str(value) for value in values)
         if label not in found:
             raise ValueError(
