@@ -139,6 +139,7 @@ def test_a_plain_encoder_given_as_model_name_or_path_is_the_backbone_and_do_eval
         assert cli.main([*argv, *common]) == 0
     assert "is not a multitask-bert model" not in caplog.text
     assert set(json.loads((continued / "eval_results.json").read_text())) == {"validation"}
+    assert transformers_logging.is_progress_bar_enabled()  # `--disable-tqdm true` switched them off for its run only
 
 
 def test_other_mistakes_in_model_name_or_path_are_one_line(tmp_path, tiny_backbone_dir, capsys):

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 
+from datasets.utils import logging as datasets_logging
 from transformers.debug_utils import DebugOption
+from transformers.utils import logging as transformers_logging
 
 from . import add_examples, card, evaluate, export, predict, push, train
 from .parsing import FLAG_STYLE, CommandParser
@@ -68,13 +71,33 @@ def main(argv: list[str] | None = None) -> int:
     command = COMMANDS[args.command][0]
     arguments, debug_after = split_debug_flag(args.arguments)
     try:
-        return command(arguments) or 0
+        with progress_bars_restored():
+            return command(arguments) or 0
     except USER_ERRORS as error:
         if args.debug or debug_after:
             raise
         message = " ".join(str(error).split())
         print(f"multitask-bert {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR_STATUS
+
+
+@contextmanager
+def progress_bars_restored() -> Iterator[None]:
+    """Run a command and then switch transformers' and datasets' progress bars back as they were (`train
+    --disable-tqdm true` turns them off for its run; a Python caller of `main` keeps its own setting)."""
+    transformers_bars = transformers_logging.is_progress_bar_enabled()
+    datasets_bars = datasets_logging.is_progress_bar_enabled()
+    try:
+        yield
+    finally:
+        if transformers_bars:
+            transformers_logging.enable_progress_bar()
+        else:
+            transformers_logging.disable_progress_bar()
+        if datasets_bars:
+            datasets_logging.enable_progress_bar()
+        else:
+            datasets_logging.disable_progress_bar()
 
 
 def split_debug_flag(arguments: list[str]) -> tuple[list[str], bool]:
