@@ -936,19 +936,16 @@ class MultiTaskBertModel(MultiTaskBertPreTrainedModel):
         return sum(weights.get(name, 1.0) * loss for name, loss in losses.items())
 
 
-class MultiTaskBertForSequenceClassification(MultiTaskBertModel):
-    """
-    One sentence-level task of a `MultiTaskBertModel` as a transformers sequence classifier:
-    `AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)` and the
-    `text-classification` pipeline. The task is `task` (a keyword of `from_pretrained`), else `intent` if the model has
-    it, else its first sentence-level task; `config.id2label` becomes that task's labels. The logits are the head's,
-    divided by its calibration temperature with `UNK` masked out, as the joint pipeline scores them. The weights are
-    the whole model's, so the same folder loads as either class.
-    """
+class _OneHeadView(MultiTaskBertModel):
+    """The whole model, showing one task's head as a transformers classifier of `level` (the weights are the whole
+    model's, so the same folder loads as either class); `output_class` is the standard output it returns."""
+
+    level: str
+    output_class: type[ModelOutput]
 
     def __init__(self, config: MultiTaskBertConfig, task: str | None = None):
         super().__init__(config)
-        self.task = standard_head_task(config, "sentence", task)
+        self.task = standard_head_task(config, self.level, task)
         _show_task_labels(config, self.task)
 
     def forward(
@@ -961,10 +958,11 @@ class MultiTaskBertForSequenceClassification(MultiTaskBertModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> SequenceClassifierOutput | tuple:
+    ) -> ModelOutput | tuple:
         r"""
-        labels (`torch.LongTensor` of shape `(batch,)`, *optional*):
-            The task's label ids; the loss is then that task's alone.
+        labels (`torch.LongTensor`, *optional*):
+            The task's label ids, `(batch,)` for a sentence-level task, `(batch, seq_len)` for a token-level one
+            (`-100` ignored); the loss is then that task's alone.
         """
         output = super().forward(
             input_ids,
@@ -975,18 +973,36 @@ class MultiTaskBertForSequenceClassification(MultiTaskBertModel):
             output_hidden_states=output_hidden_states,
             **({f"{self.task}_labels": labels} if labels is not None else {}),
         )
-        labels_of_task = self.config.task_labels(self.task)
-        logits = answerable_logits(labels_of_task, output.logits[self.task], self.config.task_temperature(self.task))
-        result = SequenceClassifierOutput(
+        result = self.output_class(
             loss=output.losses[self.task] if labels is not None else None,
-            logits=logits,
+            logits=self._shown_logits(output.logits[self.task]),
             hidden_states=output.hidden_states,
             attentions=output.attentions,
         )
         return result if self._return_dict(return_dict) else result.to_tuple()
 
+    def _shown_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
 
-class MultiTaskBertForTokenClassification(MultiTaskBertModel):
+
+class MultiTaskBertForSequenceClassification(_OneHeadView):
+    """
+    One sentence-level task of a `MultiTaskBertModel` as a transformers sequence classifier:
+    `AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)` and the
+    `text-classification` pipeline. The task is `task` (a keyword of `from_pretrained`), else `intent` if the model has
+    it, else its first sentence-level task; `config.id2label` becomes that task's labels. The logits are the head's,
+    divided by its calibration temperature with `UNK` masked out, as the joint pipeline scores them.
+    """
+
+    level = "sentence"
+    output_class = SequenceClassifierOutput
+
+    def _shown_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        labels = self.config.task_labels(self.task)
+        return answerable_logits(labels, logits, self.config.task_temperature(self.task))
+
+
+class MultiTaskBertForTokenClassification(_OneHeadView):
     """
     One token-level task of a `MultiTaskBertModel` as a transformers token classifier:
     `AutoModelForTokenClassification.from_pretrained(model_dir, trust_remote_code=True)` and the
@@ -997,42 +1013,8 @@ class MultiTaskBertForTokenClassification(MultiTaskBertModel):
     token's best tag, so a CRF's transitions are not applied (the joint pipeline decodes them).
     """
 
-    def __init__(self, config: MultiTaskBertConfig, task: str | None = None):
-        super().__init__(config)
-        self.task = standard_head_task(config, "token", task)
-        _show_task_labels(config, self.task)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> TokenClassifierOutput | tuple:
-        r"""
-        labels (`torch.LongTensor` of shape `(batch, seq_len)`, *optional*):
-            The task's tag ids (`-100` ignored); the loss is then that task's alone.
-        """
-        output = super().forward(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **({f"{self.task}_labels": labels} if labels is not None else {}),
-        )
-        result = TokenClassifierOutput(
-            loss=output.losses[self.task] if labels is not None else None,
-            logits=output.logits[self.task],
-            hidden_states=output.hidden_states,
-            attentions=output.attentions,
-        )
-        return result if self._return_dict(return_dict) else result.to_tuple()
+    level = "token"
+    output_class = TokenClassifierOutput
 
 
 STANDARD_HEAD_CLASSES = {

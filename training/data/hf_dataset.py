@@ -181,9 +181,17 @@ def _label_names(dataset: Dataset | IterableDataset, column: str, level: str) ->
     return _names_of(feature if level == "sentence" else getattr(feature, "feature", None))
 
 
-def _column(dataset: Dataset, column: str):
-    """A column as Arrow holds it, of the rows the dataset shows (after `filter`, `select`, `shuffle`)."""
-    return dataset.with_format("arrow")[column]
+def _distinct_labels(dataset: Dataset, column: str, level: str) -> list[str]:
+    """The distinct labels (or tags) of a column, as strings, over the rows the dataset shows (after `filter`,
+    `select`, `shuffle`), by Arrow compute rather than a loop over rows; negative ids and missing values (no label)
+    left out."""
+    array = dataset.with_format("arrow")[column]
+    if level == "token":
+        array = pc.list_flatten(array)
+    values = [value for value in pc.unique(array).to_pylist() if value is not None]
+    values = [value for value in values if not (isinstance(value, int) and value < 0)]
+    names = _label_names(dataset, column, level)
+    return [names.int2str(value) if names is not None else str(value) for value in values]
 
 
 def _train_vocabulary(
@@ -193,7 +201,7 @@ def _train_vocabulary(
     source: str,
 ) -> dict[str, list[str]]:
     """Per task its labels as `label_lists_from_train` makes them, from the distinct values of the train split's
-    columns (Arrow compute, not a loop over rows); a streamed split has only its `ClassLabel` names to give."""
+    columns; a streamed split has only its `ClassLabel` names to give."""
     vocabulary = {}
     for column, (task, level) in tasks.items():
         names = _label_names(train, column, level)
@@ -205,15 +213,7 @@ def _train_vocabulary(
                 )
             values = list(names.names)
         else:
-            array = _column(train, column)
-            if level == "token":
-                array = pc.list_flatten(array)
-            values = [value for value in pc.unique(array).to_pylist() if value is not None]
-            if names is not None:
-                values = [names.int2str(value) for value in values if value >= 0]
-            elif level == "sentence":
-                values = [value for value in values if not (isinstance(value, int) and value < 0)]
-        values = [str(value) for value in values]
+            values = _distinct_labels(train, column, level)
         if level == "sentence" and UNK in values:
             raise ValueError(
                 f"{source}, train split: the {task} label {UNK!r} (column {column!r}) is reserved for labels unseen in "
@@ -234,9 +234,7 @@ def _check_out_of_scope_present(
     for task, label in out_of_scope.items():
         found = set()
         for dataset in splits.values() if task in columns else ():
-            names = _label_names(dataset, columns[task], "sentence")
-            values = [value for value in pc.unique(_column(dataset, columns[task])).to_pylist() if value is not None]
-            found.update(names.int2str(value) if names and value >= 0 else str(value) for value in values)
+            found.update(_distinct_labels(dataset, columns[task], "sentence"))
         if label not in found:
             raise ValueError(
                 f"{source}: no example has the out-of-scope {task} label {label!r} (checked {', '.join(splits)}); "
